@@ -1,0 +1,3 @@
+module github.com/signalbox/signalbox
+
+go 1.26.8
