@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Contact is a person an application sends events for.
+type Contact struct {
+	ID          uuid.UUID       `json:"id"`
+	WorkspaceID uuid.UUID       `json:"-"`
+	Email       string          `json:"email"`
+	FirstName   *string         `json:"first_name"`
+	LastName    *string         `json:"last_name"`
+	Properties  json.RawMessage `json:"properties"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+}
+
+// ContactPatch changes some of a contact's fields; nil and empty members
+// leave a field as it is.
+type ContactPatch struct {
+	// Email moves the contact to another (lower-cased) address.
+	Email *string
+	// FirstName and LastName set the names; a pointer to "" clears one.
+	FirstName *string
+	LastName  *string
+	// Set merges these top-level properties in (a JSON object).
+	Set json.RawMessage
+	// Unset removes these top-level properties.
+	Unset []string
+}
+
+// Empty reports whether the patch changes nothing.
+func (p *ContactPatch) Empty() bool {
+	return p == nil || (p.Email == nil && p.FirstName == nil && p.LastName == nil && len(p.Set) == 0 && len(p.Unset) == 0)
+}
+
+// merge folds a later patch into p, later fields winning.
+func (p *ContactPatch) merge(later *ContactPatch) error {
+	if later.Email != nil {
+		p.Email = later.Email
+	}
+	if later.FirstName != nil {
+		p.FirstName = later.FirstName
+	}
+	if later.LastName != nil {
+		p.LastName = later.LastName
+	}
+	if len(later.Set) > 0 || len(later.Unset) > 0 {
+		set := map[string]json.RawMessage{}
+		if len(p.Set) > 0 {
+			if err := json.Unmarshal(p.Set, &set); err != nil {
+				return err
+			}
+		}
+		for _, k := range later.Unset {
+			delete(set, k)
+		}
+		if len(later.Set) > 0 {
+			var add map[string]json.RawMessage
+			if err := json.Unmarshal(later.Set, &add); err != nil {
+				return err
+			}
+			for k, v := range add {
+				set[k] = v
+			}
+		}
+		unset := map[string]bool{}
+		for _, k := range p.Unset {
+			unset[k] = true
+		}
+		for _, k := range later.Unset {
+			unset[k] = true
+		}
+		p.Unset = p.Unset[:0]
+		for k := range unset {
+			if _, ok := set[k]; !ok {
+				p.Unset = append(p.Unset, k)
+			}
+		}
+		b, err := json.Marshal(set)
+		if err != nil {
+			return err
+		}
+		p.Set = b
+	}
+	return nil
+}
+
+const contactColumns = `id, workspace_id, email, first_name, last_name, properties, created_at, updated_at`
+
+func scanContact(row pgx.Row) (Contact, error) {
+	var c Contact
+	err := row.Scan(&c.ID, &c.WorkspaceID, &c.Email, &c.FirstName, &c.LastName, &c.Properties, &c.CreatedAt, &c.UpdatedAt)
+	return c, notFound(err)
+}
+
+// UpsertContact creates the contact with this email, or patches the one that
+// has it, and reports whether it created one.
+func (s *Store) UpsertContact(ctx context.Context, workspaceID uuid.UUID, email string, patch ContactPatch) (Contact, bool, error) {
+	var (
+		c       Contact
+		created bool
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		id := NewID()
+		tag, err := tx.Exec(ctx,
+			`INSERT INTO contacts (id, workspace_id, email) VALUES ($1, $2, $3) ON CONFLICT (workspace_id, email) DO NOTHING`,
+			id, workspaceID, email)
+		if err != nil {
+			return fmt.Errorf("insert contact: %w", err)
+		}
+		created = tag.RowsAffected() == 1
+		patch.Email = nil
+		c, err = patchContact(ctx, tx, workspaceID, `email = $2`, email, patch)
+		return err
+	})
+	return c, created, err
+}
+
+// GetContact reads one contact of the workspace.
+func (s *Store) GetContact(ctx context.Context, workspaceID, id uuid.UUID) (Contact, error) {
+	return scanContact(s.pool.QueryRow(ctx,
+		`SELECT `+contactColumns+` FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id))
+}
+
+// ContactFilter selects contacts for ListContacts.
+type ContactFilter struct {
+	// Email, when set, matches exactly (it is compared lower-cased).
+	Email string
+	// Before continues a listing after the contact with this id.
+	Before uuid.UUID
+	Limit  int
+}
+
+// ListContacts returns contacts newest first and whether more follow.
+func (s *Store) ListContacts(ctx context.Context, workspaceID uuid.UUID, f ContactFilter) ([]Contact, bool, error) {
+	q := `SELECT ` + contactColumns + ` FROM contacts WHERE workspace_id = $1
+	      AND ($2 = '' OR email = $2) AND ($3::uuid IS NULL OR id < $3)
+	      ORDER BY id DESC LIMIT $4`
+	var before *uuid.UUID
+	if f.Before != uuid.Nil {
+		before = &f.Before
+	}
+	rows, err := s.pool.Query(ctx, q, workspaceID, f.Email, before, f.Limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Contact, error) { return scanContact(r) })
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(out) > f.Limit
+	if more {
+		out = out[:f.Limit]
+	}
+	return out, more, nil
+}
+
+// PatchContact applies patch to a contact of the workspace. It returns
+// ErrConflict when the new email belongs to another contact.
+func (s *Store) PatchContact(ctx context.Context, workspaceID, id uuid.UUID, patch ContactPatch) (Contact, error) {
+	var c Contact
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		c, err = patchContact(ctx, tx, workspaceID, `id = $2`, id, patch)
+		return err
+	})
+	return c, err
+}
+
+// patchContact updates the contact matched by where ($1 is the workspace, $2
+// the key) and returns it.
+func patchContact(ctx context.Context, tx pgx.Tx, workspaceID uuid.UUID, where string, key any, p ContactPatch) (Contact, error) {
+	set := p.Set
+	if len(set) == 0 {
+		set = json.RawMessage(`{}`)
+	}
+	unset := p.Unset
+	if unset == nil {
+		unset = []string{}
+	}
+	c, err := scanContact(tx.QueryRow(ctx, `UPDATE contacts SET
+		email = coalesce($3, email),
+		first_name = CASE WHEN $4::text IS NULL THEN first_name ELSE nullif($4, '') END,
+		last_name = CASE WHEN $5::text IS NULL THEN last_name ELSE nullif($5, '') END,
+		properties = (properties || $6::jsonb) - $7::text[],
+		updated_at = CASE WHEN $8 THEN updated_at ELSE now() END
+		WHERE workspace_id = $1 AND `+where+` RETURNING `+contactColumns,
+		workspaceID, key, p.Email, p.FirstName, p.LastName, set, unset, p.Empty()))
+	if isUniqueViolation(err) {
+		return Contact{}, ErrConflict
+	}
+	return c, err
+}
+
+// DeleteContact removes a contact and, with it, every event on its timeline.
+func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,562 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// ErrContactNotFound is an item's error when it names a contact that does
+// not exist and does not ask for it to be created.
+var ErrContactNotFound = errors.New("contact not found")
+
+// QuotaError says a request would take its workspace past the plan's hard
+// cap for the month; nothing of that request is stored.
+type QuotaError struct {
+	Limit, HardCap, Used int64
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("monthly event quota exceeded: %d of %d used (hard cap %d)", e.Used, e.Limit, e.HardCap)
+}
+
+// EventInput is one validated event to record.
+type EventInput struct {
+	// ContactID or Email names the contact; exactly one is set.
+	ContactID uuid.UUID
+	Email     string
+	// CreateIfMissing creates a contact with Email when none has it, with
+	// ContactName as its first name.
+	CreateIfMissing bool
+	ContactName     string
+	// ContactPatch, when not empty, updates the contact (Email is ignored).
+	ContactPatch *ContactPatch
+
+	Name       string
+	Properties json.RawMessage
+	ExternalID string
+	GoalType   string
+	// GoalValue is a decimal number as text, "" when there is none.
+	GoalValue  string
+	OccurredAt time.Time
+}
+
+// EventResult is what happened to one EventInput.
+type EventResult struct {
+	EventID        uuid.UUID
+	ContactID      uuid.UUID
+	ContactCreated bool
+	// Duplicate is true when an event with the same external_id was already
+	// recorded; the stored event may have been updated but is not new.
+	Duplicate bool
+	// Err is ErrContactNotFound or nil.
+	Err error
+}
+
+// RecordRequest is one API request's events, all of one workspace.
+type RecordRequest struct {
+	WorkspaceID uuid.UUID
+	Plan        Plan
+	Events      []EventInput
+}
+
+// RecordOutcome is the result of one RecordRequest.
+type RecordOutcome struct {
+	Results []EventResult
+	// Tracked is the workspace's count for the month including this request.
+	Tracked int64
+}
+
+// Record stores the events of several requests in one transaction: contacts
+// are resolved and created for the whole group with a few set-based queries,
+// events are copied in bulk, and usage is counted once per workspace. It
+// fails as a whole (a *QuotaError names the workspace's limit), so callers
+// that group unrelated requests retry them one by one on error.
+func (s *Store) Record(ctx context.Context, reqs []*RecordRequest) ([]RecordOutcome, error) {
+	var outcomes []RecordOutcome
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		outcomes, err = s.record(ctx, tx, reqs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+// itemRef addresses one event of one request.
+type itemRef struct{ req, item int }
+
+type contactKey struct {
+	ws    uuid.UUID
+	email string
+}
+
+func (s *Store) record(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest) ([]RecordOutcome, error) {
+	now := s.now().UTC()
+	out := make([]RecordOutcome, len(reqs))
+	for i, r := range reqs {
+		out[i].Results = make([]EventResult, len(r.Events))
+	}
+	if err := s.resolveContacts(ctx, tx, reqs, out); err != nil {
+		return nil, err
+	}
+	if err := s.insertEvents(ctx, tx, reqs, out, now); err != nil {
+		return nil, err
+	}
+	if err := s.countUsage(ctx, tx, reqs, out, now); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// resolveContacts fills ContactID (or Err) and ContactCreated of every
+// result, creating and patching contacts as the inputs ask.
+func (s *Store) resolveContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome) error {
+	byEmail := map[contactKey][]itemRef{}
+	byID := map[uuid.UUID][]itemRef{}
+	for ri, r := range reqs {
+		for ii, e := range r.Events {
+			ref := itemRef{ri, ii}
+			if e.ContactID != uuid.Nil {
+				byID[e.ContactID] = append(byID[e.ContactID], ref)
+			} else {
+				k := contactKey{r.WorkspaceID, e.Email}
+				byEmail[k] = append(byEmail[k], ref)
+			}
+		}
+	}
+	found := map[contactKey]uuid.UUID{}
+	if len(byEmail) > 0 {
+		keys := sortedKeys(byEmail)
+		if err := lookupEmails(ctx, tx, keys, found); err != nil {
+			return err
+		}
+		// Create the missing contacts that some item asked for, in key
+		// order so that concurrent transactions take locks alike.
+		var (
+			newIDs, newWS []uuid.UUID
+			newEmails     []string
+			newNames      []*string
+			missing       []contactKey
+		)
+		for _, k := range keys {
+			if _, ok := found[k]; ok {
+				continue
+			}
+			for _, ref := range byEmail[k] {
+				e := reqs[ref.req].Events[ref.item]
+				if e.CreateIfMissing {
+					newIDs = append(newIDs, NewID())
+					newWS = append(newWS, k.ws)
+					newEmails = append(newEmails, k.email)
+					var name *string
+					if e.ContactName != "" {
+						name = &e.ContactName
+					}
+					newNames = append(newNames, name)
+					missing = append(missing, k)
+					break
+				}
+			}
+		}
+		created := map[contactKey]bool{}
+		if len(newIDs) > 0 {
+			rows, err := tx.Query(ctx, `INSERT INTO contacts (id, workspace_id, email, first_name)
+				SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
+				ON CONFLICT (workspace_id, email) DO NOTHING RETURNING workspace_id, email, id`,
+				newIDs, newWS, newEmails, newNames)
+			if err != nil {
+				return fmt.Errorf("create contacts: %w", err)
+			}
+			var k contactKey
+			var id uuid.UUID
+			_, err = pgx.ForEachRow(rows, []any{&k.ws, &k.email, &id}, func() error {
+				found[k] = id
+				created[k] = true
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("create contacts: %w", err)
+			}
+			// A concurrent request created the rest first; read them.
+			var raced []contactKey
+			for _, k := range missing {
+				if !created[k] {
+					raced = append(raced, k)
+				}
+			}
+			if err := lookupEmails(ctx, tx, raced, found); err != nil {
+				return err
+			}
+		}
+		for k, refs := range byEmail {
+			id, ok := found[k]
+			// As if the items had come one after another: those before the
+			// first that may create a new contact did not find it.
+			creator := -1
+			if created[k] {
+				creator = slices.IndexFunc(refs, func(ref itemRef) bool { return reqs[ref.req].Events[ref.item].CreateIfMissing })
+			}
+			for n, ref := range refs {
+				res := &out[ref.req].Results[ref.item]
+				if !ok || n < creator {
+					res.Err = ErrContactNotFound
+					continue
+				}
+				res.ContactID = id
+				res.ContactCreated = n == creator
+			}
+		}
+	}
+	if len(byID) > 0 {
+		ids := make([]uuid.UUID, 0, len(byID))
+		for id := range byID {
+			ids = append(ids, id)
+		}
+		owner := map[uuid.UUID]uuid.UUID{}
+		rows, err := tx.Query(ctx, `SELECT id, workspace_id FROM contacts WHERE id = ANY($1)`, ids)
+		if err != nil {
+			return fmt.Errorf("look up contacts: %w", err)
+		}
+		var id, ws uuid.UUID
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ws}, func() error { owner[id] = ws; return nil }); err != nil {
+			return fmt.Errorf("look up contacts: %w", err)
+		}
+		for id, refs := range byID {
+			for _, ref := range refs {
+				res := &out[ref.req].Results[ref.item]
+				if ws, ok := owner[id]; ok && ws == reqs[ref.req].WorkspaceID {
+					res.ContactID = id
+				} else {
+					res.Err = ErrContactNotFound
+				}
+			}
+		}
+	}
+	return patchContacts(ctx, tx, reqs, out)
+}
+
+func lookupEmails(ctx context.Context, tx pgx.Tx, keys []contactKey, found map[contactKey]uuid.UUID) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ws := make([]uuid.UUID, len(keys))
+	emails := make([]string, len(keys))
+	for i, k := range keys {
+		ws[i], emails[i] = k.ws, k.email
+	}
+	rows, err := tx.Query(ctx, `SELECT c.workspace_id, c.email, c.id FROM contacts c
+		JOIN unnest($1::uuid[], $2::text[]) AS k(ws, email) ON c.workspace_id = k.ws AND c.email = k.email`, ws, emails)
+	if err != nil {
+		return fmt.Errorf("look up contacts: %w", err)
+	}
+	var k contactKey
+	var id uuid.UUID
+	_, err = pgx.ForEachRow(rows, []any{&k.ws, &k.email, &id}, func() error { found[k] = id; return nil })
+	if err != nil {
+		return fmt.Errorf("look up contacts: %w", err)
+	}
+	return nil
+}
+
+// patchContacts applies the items' contact patches, merged per contact in
+// item order, with one statement for the whole group.
+func patchContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome) error {
+	merged := map[uuid.UUID]*ContactPatch{}
+	for ri, r := range reqs {
+		for ii, e := range r.Events {
+			res := out[ri].Results[ii]
+			if res.Err != nil || e.ContactPatch.Empty() {
+				continue
+			}
+			p := merged[res.ContactID]
+			if p == nil {
+				p = &ContactPatch{}
+				merged[res.ContactID] = p
+			}
+			if err := p.merge(e.ContactPatch); err != nil {
+				return fmt.Errorf("merge contact patch: %w", err)
+			}
+		}
+	}
+	if len(merged) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(merged))
+	for id := range merged {
+		ids = append(ids, id)
+	}
+	// Lock rows in id order, as every transaction does, to avoid deadlocks.
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	first := make([]*string, len(ids))
+	last := make([]*string, len(ids))
+	set := make([]string, len(ids))
+	unset := make([]string, len(ids))
+	for i, id := range ids {
+		p := merged[id]
+		first[i], last[i] = p.FirstName, p.LastName
+		set[i] = "{}"
+		if len(p.Set) > 0 {
+			set[i] = string(p.Set)
+		}
+		u, err := json.Marshal(p.Unset)
+		if err != nil {
+			return err
+		}
+		unset[i] = string(u)
+		if p.Unset == nil {
+			unset[i] = "[]"
+		}
+	}
+	_, err := tx.Exec(ctx, `UPDATE contacts c SET
+		first_name = CASE WHEN u.first IS NULL THEN c.first_name ELSE nullif(u.first, '') END,
+		last_name = CASE WHEN u.last IS NULL THEN c.last_name ELSE nullif(u.last, '') END,
+		properties = (c.properties || u.set::jsonb) - ARRAY(SELECT jsonb_array_elements_text(u.unset::jsonb)),
+		updated_at = now()
+		FROM (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+		      AS t(id, first, last, set, unset) ORDER BY id) u
+		WHERE c.id = u.id`, ids, first, last, set, unset)
+	if err != nil {
+		return fmt.Errorf("patch contacts: %w", err)
+	}
+	return nil
+}
+
+// insertEvents writes the events of every item whose contact resolved:
+// those without external_id with COPY, the others with one upsert.
+func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time) error {
+	var plain [][]any
+	byExt := map[contactKey][]itemRef{} // email holds the external id here
+	for ri, r := range reqs {
+		for ii, e := range r.Events {
+			res := &out[ri].Results[ii]
+			if res.Err != nil {
+				continue
+			}
+			if e.ExternalID != "" {
+				k := contactKey{r.WorkspaceID, e.ExternalID}
+				byExt[k] = append(byExt[k], itemRef{ri, ii})
+				continue
+			}
+			res.EventID = NewID()
+			goal, err := goalValue(e.GoalValue)
+			if err != nil {
+				return err
+			}
+			plain = append(plain, []any{res.EventID, r.WorkspaceID, res.ContactID, e.Name, e.Properties,
+				nil, nullString(e.GoalType), goal, e.OccurredAt, now})
+		}
+	}
+	if len(plain) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
+			[]string{"id", "workspace_id", "contact_id", "name", "properties", "external_id", "goal_type",
+				"goal_value", "occurred_at", "received_at"},
+			pgx.CopyFromRows(plain))
+		if err != nil {
+			return fmt.Errorf("copy events: %w", err)
+		}
+	}
+	if len(byExt) > 0 {
+		return s.upsertEvents(ctx, tx, reqs, out, byExt, now)
+	}
+	return nil
+}
+
+// upsertEvents records events that carry an external_id. Items that repeat
+// one external_id within the group collapse to one row first (Postgres
+// cannot upsert one row twice in a statement): the first item names the
+// contact, the one with the latest occurred_at supplies the content, as if
+// they had arrived one after another.
+func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome,
+	byExt map[contactKey][]itemRef, now time.Time) error {
+	keys := sortedKeys(byExt)
+	n := len(keys)
+	var (
+		ids, ws, contacts     = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		names, props, exts    = make([]string, n), make([]string, n), make([]string, n)
+		goalTypes, goalValues = make([]*string, n), make([]*string, n)
+		occurred              = make([]time.Time, n)
+	)
+	for i, k := range keys {
+		refs := byExt[k]
+		first := reqs[refs[0].req].Events[refs[0].item]
+		latest := first
+		for _, ref := range refs[1:] {
+			if e := reqs[ref.req].Events[ref.item]; e.OccurredAt.After(latest.OccurredAt) {
+				latest = e
+			}
+		}
+		ids[i], ws[i], contacts[i] = NewID(), k.ws, out[refs[0].req].Results[refs[0].item].ContactID
+		names[i], props[i], exts[i] = first.Name, string(latest.Properties), k.email
+		goalTypes[i], goalValues[i] = nullString(latest.GoalType), nullString(latest.GoalValue)
+		occurred[i] = latest.OccurredAt
+	}
+	// A repeat updates the stored event only when it is newer; xmax = 0 tells
+	// a fresh insert from an update.
+	rows, err := tx.Query(ctx, `INSERT INTO events (id, workspace_id, contact_id, name, properties, external_id,
+			goal_type, goal_value, occurred_at, received_at)
+		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.ext, u.goal_type, u.goal_value::numeric, u.occurred, $10
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+		     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred)
+		ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO UPDATE SET
+			properties = excluded.properties, goal_type = excluded.goal_type,
+			goal_value = excluded.goal_value, occurred_at = excluded.occurred_at
+		WHERE events.occurred_at < excluded.occurred_at
+		RETURNING workspace_id, external_id, id, xmax = 0`,
+		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now)
+	if err != nil {
+		return fmt.Errorf("upsert events: %w", err)
+	}
+	type stored struct {
+		id       uuid.UUID
+		inserted bool
+	}
+	got := map[contactKey]stored{}
+	var (
+		k contactKey
+		v stored
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id, &v.inserted}, func() error {
+		got[k] = v
+		return nil
+	}); err != nil {
+		return fmt.Errorf("upsert events: %w", err)
+	}
+	// Repeats that changed nothing return no row; read their ids.
+	var lookWS []uuid.UUID
+	var lookExt []string
+	for _, k := range keys {
+		if _, ok := got[k]; !ok {
+			lookWS, lookExt = append(lookWS, k.ws), append(lookExt, k.email)
+		}
+	}
+	if len(lookWS) > 0 {
+		rows, err := tx.Query(ctx, `SELECT e.workspace_id, e.external_id, e.id FROM events e
+			JOIN unnest($1::uuid[], $2::text[]) AS k(ws, ext) ON e.workspace_id = k.ws AND e.external_id = k.ext`,
+			lookWS, lookExt)
+		if err != nil {
+			return fmt.Errorf("read repeated events: %w", err)
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id}, func() error {
+			got[k] = stored{id: v.id}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("read repeated events: %w", err)
+		}
+	}
+	for _, k := range keys {
+		st, ok := got[k]
+		if !ok {
+			return fmt.Errorf("upsert events: no row for external_id %q", k.email)
+		}
+		for n, ref := range byExt[k] {
+			res := &out[ref.req].Results[ref.item]
+			res.EventID = st.id
+			res.Duplicate = !st.inserted || n > 0
+		}
+	}
+	return nil
+}
+
+// usageShards spreads each workspace's monthly counter over this many rows.
+const usageShards = 16
+
+// countUsage adds each request's new events to its workspace's monthly
+// counter and enforces the plan's hard cap.
+func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time) error {
+	added := map[uuid.UUID]int64{}
+	plans := map[uuid.UUID]Plan{}
+	for ri, r := range reqs {
+		plans[r.WorkspaceID] = r.Plan
+		for _, res := range out[ri].Results {
+			if res.Err == nil && !res.Duplicate {
+				added[r.WorkspaceID]++
+			}
+		}
+	}
+	wss := make([]uuid.UUID, 0, len(plans))
+	for ws := range plans {
+		wss = append(wss, ws)
+	}
+	slices.SortFunc(wss, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	counts := make([]int64, len(wss))
+	for i, ws := range wss {
+		counts[i] = added[ws]
+	}
+	// The CTE's increment is invisible to the outer SELECT (one snapshot), so
+	// the sum is the count before this transaction's events.
+	rows, err := tx.Query(ctx, `WITH bump AS (
+			INSERT INTO usage_counters (workspace_id, period, shard, tracked)
+			SELECT ws, $3, $4, n FROM unnest($1::uuid[], $2::bigint[]) AS u(ws, n) WHERE n > 0
+			ON CONFLICT (workspace_id, period, shard) DO UPDATE SET tracked = usage_counters.tracked + excluded.tracked)
+		SELECT u.ws, coalesce((SELECT sum(c.tracked) FROM usage_counters c WHERE c.workspace_id = u.ws AND c.period = $3), 0)::bigint
+		FROM unnest($1::uuid[]) AS u(ws)`,
+		wss, counts, Period(now), rand.IntN(usageShards))
+	if err != nil {
+		return fmt.Errorf("count usage: %w", err)
+	}
+	before := map[uuid.UUID]int64{}
+	var ws uuid.UUID
+	var used int64
+	if _, err := pgx.ForEachRow(rows, []any{&ws, &used}, func() error { before[ws] = used; return nil }); err != nil {
+		return fmt.Errorf("count usage: %w", err)
+	}
+	for ws, plan := range plans {
+		if hardCap := plan.HardCap(); hardCap > 0 && before[ws]+added[ws] > hardCap {
+			return &QuotaError{Limit: plan.Limit(), HardCap: hardCap, Used: before[ws]}
+		}
+	}
+	for ri, r := range reqs {
+		out[ri].Tracked = before[r.WorkspaceID] + added[r.WorkspaceID]
+	}
+	return nil
+}
+
+// Period is the first day of the calendar month (UTC) that t falls in.
+func Period(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func sortedKeys[V any](m map[contactKey]V) []contactKey {
+	keys := make([]contactKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b contactKey) int {
+		if c := strings.Compare(a.ws.String(), b.ws.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.email, b.email)
+	})
+	return keys
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func goalValue(s string) (any, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var n pgtype.Numeric
+	if err := n.Scan(s); err != nil {
+		return nil, fmt.Errorf("goal value %q: %w", s, err)
+	}
+	return n, nil
+}

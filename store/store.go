@@ -1,0 +1,125 @@
+// Package store is Signalbox's PostgreSQL layer: the schema and its embedded
+// migrations, and every query, each scoped by workspace. Nothing outside this
+// package (and tests) writes SQL.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/exaring/otelpgx"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var (
+	// ErrNotFound is returned when a row does not exist in the caller's
+	// workspace (including when it exists in another one).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned when a write would break a uniqueness rule,
+	// such as two contacts with one email.
+	ErrConflict = errors.New("conflict")
+)
+
+// Config tunes the connection pool. The zero value is usable.
+type Config struct {
+	// MaxConns caps the pool; 0 means 4 × GOMAXPROCS with a floor of 16,
+	// enough for group commit and concurrent reads on a small machine.
+	MaxConns int32
+	// Tracing turns on OpenTelemetry spans for every query.
+	Tracing bool
+	// Retention is how long an event lives after it was received; reads hide
+	// older events at once and the sweeper deletes them. 0 means two years.
+	Retention time.Duration
+}
+
+// DefaultRetention keeps events for two years.
+const DefaultRetention = 2 * 365 * 24 * time.Hour
+
+// Store holds the connection pool. It is safe for concurrent use.
+type Store struct {
+	pool      *pgxpool.Pool
+	now       func() time.Time
+	retention time.Duration
+}
+
+// Open connects to the database at url and checks that it answers.
+func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	} else if pc.MaxConns < 16 {
+		pc.MaxConns = 16
+	}
+	if cfg.Tracing {
+		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	return &Store{pool: pool, now: time.Now, retention: cfg.Retention}, nil
+}
+
+// Close releases every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers; readiness probes use it.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Pool exposes the pool for tests and benchmarks that need raw access.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// DurabilityWarnings lists server settings under which a committed event
+// could still be lost in a crash, so start-up can warn about them: Signalbox
+// answers 2xx only once a commit is durable.
+func (s *Store) DurabilityWarnings(ctx context.Context) ([]string, error) {
+	var warnings []string
+	for _, setting := range []string{"fsync", "synchronous_commit"} {
+		var v string
+		if err := s.pool.QueryRow(ctx, "SELECT current_setting($1)", setting).Scan(&v); err != nil {
+			return nil, fmt.Errorf("read %s: %w", setting, err)
+		}
+		if v == "off" {
+			warnings = append(warnings, setting+" is off: an acknowledged event can be lost if PostgreSQL crashes")
+		}
+	}
+	return warnings, nil
+}
+
+// NewID returns a time-ordered UUIDv7, so new rows land at the right edge of
+// their primary-key index.
+func NewID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// inTx runs fn in a transaction, committing if it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// notFound translates pgx's no-rows error once, here.
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// isUniqueViolation reports a unique_violation (23505).
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
