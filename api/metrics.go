@@ -1,0 +1,18 @@
+package api
+
+import (
+	"go.opentelemetry.io/otel/metric"
+)
+
+// serverMetrics are the API's own counters, beside the HTTP metrics that
+// otelgin records.
+type serverMetrics struct {
+	events metric.Int64Counter
+}
+
+func newServerMetrics(mp metric.MeterProvider) serverMetrics {
+	m := mp.Meter("github.com/signalbox/signalbox/api")
+	events, _ := m.Int64Counter("signalbox.events.ingested",
+		metric.WithDescription("Events received, by outcome: recorded, duplicate, invalid, quota_exceeded, contact_not_found."))
+	return serverMetrics{events: events}
+}

@@ -1,0 +1,170 @@
+// Package api is Signalbox's HTTP API: the Gin router, its handlers and
+// DTOs, API-key authentication, and the one mapping of errors to RFC 9457
+// problem documents.
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/signalbox/signalbox/ingest"
+	"github.com/signalbox/signalbox/store"
+)
+
+// Body caps, beyond which a request is refused with 413 unread.
+const (
+	maxEventBody   = 128 << 10
+	maxBatchBody   = 5 << 20
+	maxContactBody = 64 << 10
+)
+
+// Config wires a Server. Logger and Store are required.
+type Config struct {
+	Store    *store.Store
+	Recorder *ingest.Recorder
+	Logger   *slog.Logger
+	// AuthCacheTTL bounds how long a revoked key keeps working; default 5s.
+	AuthCacheTTL time.Duration
+	// Metrics serves /metrics when set.
+	Metrics http.Handler
+	// Tracer and Meter instrument the router; no-ops when nil.
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server handles the API.
+type Server struct {
+	store    *store.Store
+	recorder *ingest.Recorder
+	log      *slog.Logger
+	auth     *authenticator
+	now      func() time.Time
+	cfg      Config
+	metrics  serverMetrics
+}
+
+// New makes a Server.
+func New(cfg Config) *Server {
+	if cfg.AuthCacheTTL <= 0 {
+		cfg.AuthCacheTTL = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = noop.NewMeterProvider()
+	}
+	return &Server{
+		store:    cfg.Store,
+		recorder: cfg.Recorder,
+		log:      cfg.Logger,
+		auth:     newAuthenticator(cfg.Store, cfg.AuthCacheTTL),
+		now:      cfg.Now,
+		cfg:      cfg,
+		metrics:  newServerMetrics(cfg.Meter),
+	}
+}
+
+// Handler returns the router.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.ContextWithFallback = true
+	r.HandleMethodNotAllowed = true
+	var otelOpts []otelgin.Option
+	if s.cfg.Tracer != nil {
+		otelOpts = append(otelOpts, otelgin.WithTracerProvider(s.cfg.Tracer))
+	}
+	otelOpts = append(otelOpts, otelgin.WithMeterProvider(s.cfg.Meter))
+	r.Use(otelgin.Middleware("signalbox-api", otelOpts...), problems(s.log))
+	r.NoRoute(func(c *gin.Context) { _ = c.Error(errorf(http.StatusNotFound, "not_found", "no such endpoint")) })
+	r.NoMethod(func(c *gin.Context) {
+		_ = c.Error(errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	if s.cfg.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.cfg.Metrics))
+	}
+
+	v1 := r.Group("/v1", s.auth.middleware)
+	v1.POST("/events", s.ingestEvent)
+	v1.POST("/events/batch", s.ingestBatch)
+	v1.GET("/events", s.listEvents)
+	v1.GET("/events/:id", s.getEvent)
+	v1.DELETE("/events/:id", s.deleteEvent)
+	v1.POST("/events/:id/restore", s.restoreEvent)
+
+	v1.POST("/contacts", s.upsertContact)
+	v1.GET("/contacts", s.listContacts)
+	v1.GET("/contacts/:id", s.getContact)
+	v1.PATCH("/contacts/:id", s.patchContact)
+	v1.DELETE("/contacts/:id", s.deleteContact)
+	v1.GET("/contacts/:id/timeline", s.timeline)
+
+	v1.GET("/usage", s.usage)
+	return r
+}
+
+// NewHTTPServer wraps a handler with the timeouts every exposed server needs.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", "error", err.Error())
+		c.Header("Content-Type", "application/problem+json")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"type": problemTypeBase + "not_ready", "title": "Service Unavailable",
+			"status": http.StatusServiceUnavailable, "code": "not_ready", "detail": "PostgreSQL is not reachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// readBody reads the request body up to limit bytes; a larger body is a 413.
+func readBody(c *gin.Context, limit int64) ([]byte, error) {
+	if c.Request.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooLarge(limit)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "unreadable_body", "could not read the request body")
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) *Error {
+	return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes", limit)
+}
+
+func malformed() *Error {
+	return errorf(http.StatusBadRequest, "malformed_json", "the request body is not valid JSON")
+}

@@ -1,0 +1,141 @@
+// Package config reads Signalbox's settings from the environment once, into
+// a typed struct that is validated before anything starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of every process role.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL).
+	DatabaseURL string
+	// HTTPAddr is where the API listens (HTTP_ADDR, default 127.0.0.1:8080).
+	HTTPAddr string
+	// TemporalAddress and TemporalNamespace locate Temporal
+	// (TEMPORAL_ADDRESS, default 127.0.0.1:7233; TEMPORAL_NAMESPACE, default
+	// "default").
+	TemporalAddress   string
+	TemporalNamespace string
+	// EventRetention is how long events are kept after receipt
+	// (EVENT_RETENTION, a Go duration or days like "730d"; default 730d).
+	EventRetention time.Duration
+	// RetentionInterval is how often the sweeper deletes expired events
+	// (RETENTION_INTERVAL, default 1m).
+	RetentionInterval time.Duration
+	// LogLevel is debug, info, warn or error (LOG_LEVEL, default info);
+	// LogFormat is json or text (LOG_FORMAT, default json).
+	LogLevel  string
+	LogFormat string
+	// DBMaxConns caps the connection pool (DB_MAX_CONNS, default 0 = auto).
+	DBMaxConns int32
+	// Committers is how many group commits may run at once (INGEST_COMMITTERS).
+	Committers int
+	// AuthCacheTTL is how long a checked API key is trusted before it is
+	// looked up again; it bounds how long a revoked key keeps working
+	// (AUTH_CACHE_TTL, default 5s).
+	AuthCacheTTL time.Duration
+	// Tracing is on when any OTEL_* exporter setting is present.
+	Tracing bool
+}
+
+// FromEnv reads the configuration with getenv (os.Getenv in production) and
+// validates it.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:       getenv("DATABASE_URL"),
+		HTTPAddr:          or(getenv("HTTP_ADDR"), "127.0.0.1:8080"),
+		TemporalAddress:   or(getenv("TEMPORAL_ADDRESS"), "127.0.0.1:7233"),
+		TemporalNamespace: or(getenv("TEMPORAL_NAMESPACE"), "default"),
+		LogLevel:          or(getenv("LOG_LEVEL"), "info"),
+		LogFormat:         or(getenv("LOG_FORMAT"), "json"),
+	}
+	var errs []error
+	var err error
+	if c.EventRetention, err = duration(getenv, "EVENT_RETENTION", 730*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RetentionInterval, err = duration(getenv, "RETENTION_INTERVAL", time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AuthCacheTTL, err = duration(getenv, "AUTH_CACHE_TTL", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if v := getenv("DB_MAX_CONNS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("DB_MAX_CONNS: want a positive integer, got %q", v))
+		}
+		c.DBMaxConns = int32(n)
+	}
+	if v := getenv("INGEST_COMMITTERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("INGEST_COMMITTERS: want a positive integer, got %q", v))
+		}
+		c.Committers = n
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is required"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("HTTP_ADDR: %w", err))
+	}
+	if !contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", c.LogLevel))
+	}
+	if !contains([]string{"json", "text"}, c.LogFormat) {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: want json or text, got %q", c.LogFormat))
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"} {
+		if v := getenv(k); v != "" && v != "none" {
+			c.Tracing = true
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// ParseDuration reads a Go duration, also accepting whole days ("730d").
+func ParseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func duration(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
+	v := getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s: want a positive duration such as 90s, 72h or 730d, got %q", key, v)
+	}
+	return d, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

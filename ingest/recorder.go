@@ -1,0 +1,175 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/signalbox/signalbox/store"
+)
+
+// RecorderConfig tunes group commit. The zero value is usable.
+type RecorderConfig struct {
+	// Committers is how many groups may be in flight at once; default 8.
+	Committers int
+	// MaxGroupEvents caps the events of one group; default 500.
+	MaxGroupEvents int
+	// DirectEvents is the request size from which a request skips grouping
+	// and commits alone, as batches do; default 100.
+	DirectEvents int
+	// Timeout bounds one group's transaction; default 30s.
+	Timeout time.Duration
+}
+
+func (c *RecorderConfig) defaults() {
+	if c.Committers <= 0 {
+		c.Committers = 8
+	}
+	if c.MaxGroupEvents <= 0 {
+		c.MaxGroupEvents = 500
+	}
+	if c.DirectEvents <= 0 {
+		c.DirectEvents = 100
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+}
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("recorder closed")
+
+// Recorder records events, committing concurrent small requests together:
+// a committer takes the first waiting request, then every other that is
+// already waiting, and writes them in one transaction. Under light load a
+// request commits alone at once; under heavy load one fsync serves many
+// requests, which is how the record path keeps up with PostgreSQL's own
+// single-insert rate despite doing several statements per event.
+type Recorder struct {
+	store *store.Store
+	cfg   RecorderConfig
+	queue chan *pending
+	wg    sync.WaitGroup
+	once  sync.Once
+	mu    sync.RWMutex
+	done  bool
+}
+
+type pending struct {
+	req     *store.RecordRequest
+	outcome store.RecordOutcome
+	err     error
+	ready   chan struct{}
+}
+
+// NewRecorder starts the committers; Close stops them.
+func NewRecorder(s *store.Store, cfg RecorderConfig) *Recorder {
+	cfg.defaults()
+	r := &Recorder{store: s, cfg: cfg, queue: make(chan *pending, cfg.Committers*cfg.MaxGroupEvents)}
+	for range cfg.Committers {
+		r.wg.Add(1)
+		go r.commit()
+	}
+	return r
+}
+
+// Record stores one request's events and returns what happened to each.
+// The error is a *store.QuotaError, ErrClosed, the context's error, or a
+// database failure; on any error nothing of the request was stored, except
+// that a cancelled caller may not learn of a commit that still happened.
+func (r *Recorder) Record(ctx context.Context, req *store.RecordRequest) (store.RecordOutcome, error) {
+	if len(req.Events) >= r.cfg.DirectEvents {
+		out, err := r.store.Record(ctx, []*store.RecordRequest{req})
+		if err != nil {
+			return store.RecordOutcome{}, err
+		}
+		return out[0], nil
+	}
+	p := &pending{req: req, ready: make(chan struct{})}
+	r.mu.RLock()
+	if r.done {
+		r.mu.RUnlock()
+		return store.RecordOutcome{}, ErrClosed
+	}
+	select {
+	case r.queue <- p:
+	case <-ctx.Done():
+		r.mu.RUnlock()
+		return store.RecordOutcome{}, ctx.Err()
+	}
+	r.mu.RUnlock()
+	select {
+	case <-p.ready:
+		return p.outcome, p.err
+	case <-ctx.Done():
+		return store.RecordOutcome{}, ctx.Err()
+	}
+}
+
+// Close stops taking requests and waits for those queued to commit.
+func (r *Recorder) Close() {
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.done = true
+		close(r.queue)
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+}
+
+func (r *Recorder) commit() {
+	defer r.wg.Done()
+	for first := range r.queue {
+		group := []*pending{first}
+		events := len(first.req.Events)
+	fill:
+		for events < r.cfg.MaxGroupEvents {
+			select {
+			case p, ok := <-r.queue:
+				if !ok {
+					break fill
+				}
+				group = append(group, p)
+				events += len(p.req.Events)
+			default:
+				break fill
+			}
+		}
+		r.flush(group)
+	}
+}
+
+// flush writes a group in one transaction. If that fails, one request may
+// be at fault (over its quota, say), so each is retried alone and gets its
+// own answer.
+func (r *Recorder) flush(group []*pending) {
+	// The group outlives any one caller, so no caller's context governs it.
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+	defer cancel()
+	reqs := make([]*store.RecordRequest, len(group))
+	for i, p := range group {
+		reqs[i] = p.req
+	}
+	outs, err := r.store.Record(ctx, reqs)
+	if err == nil || len(group) == 1 {
+		for i, p := range group {
+			if err != nil {
+				p.err = err
+			} else {
+				p.outcome = outs[i]
+			}
+			close(p.ready)
+		}
+		return
+	}
+	for _, p := range group {
+		outs, err := r.store.Record(ctx, []*store.RecordRequest{p.req})
+		if err != nil {
+			p.err = err
+		} else {
+			p.outcome = outs[0]
+		}
+		close(p.ready)
+	}
+}
