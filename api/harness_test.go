@@ -180,5 +180,4 @@ func (c *client) list(path string, limit int) []map[string]any {
 	return nil
 }
 
-
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
