@@ -118,6 +118,7 @@ func TestIngestRefusesBadInput(t *testing.T) {
 		{"properties not object", base(map[string]any{"properties": []int{1}}), 422, "validation_failed", []string{"properties"}},
 		{"properties too large", base(map[string]any{"properties": map[string]any{"x": strings.Repeat("y", 33<<10)}}), 422, "validation_failed", []string{"properties"}},
 		{"properties too deep", base(map[string]any{"properties": deep}), 422, "validation_failed", []string{"properties"}},
+		{"properties number jsonb refuses", `{"name":"ok","email":"a@example.com","properties":{"n":1e200000}}`, 422, "validation_failed", []string{"properties"}},
 		{"properties with NUL", base(map[string]any{"properties": map[string]any{"x": "a\x00b"}}), 422, "validation_failed", []string{"properties"}},
 		{"contact_properties not object", base(map[string]any{"contact_properties": "x"}), 422, "validation_failed", []string{"contact_properties"}},
 		{"contact first_name wrong type", base(map[string]any{"contact_properties": map[string]any{"first_name": 3}}), 422, "validation_failed", []string{"contact_properties.first_name"}},

@@ -35,6 +35,8 @@ const (
 	MaxFuture = time.Hour
 	// maxGoalValue keeps goal_value inside numeric(20,4).
 	maxGoalValue = 1e16
+	// maxNumberLen bounds one number in properties, as text.
+	maxNumberLen = 64
 )
 
 // Codes name what is wrong with a field; clients can switch on them.
@@ -386,6 +388,20 @@ func checkObject(raw json.RawMessage) (detail, code string) {
 			case '"':
 				inString = false
 			}
+			continue
+		}
+		switch {
+		case c == '-' || c >= '0' && c <= '9':
+			// jsonb keeps numbers as numeric, which refuses huge exponents
+			// and very long fractions; CEL sees them as doubles anyway.
+			end := i + 1
+			for end < len(raw) && strings.IndexByte("0123456789+-.eE", raw[end]) >= 0 {
+				end++
+			}
+			if _, err := strconv.ParseFloat(string(raw[i:end]), 64); err != nil || end-i > maxNumberLen {
+				return "numbers must fit in a 64-bit float", CodeInvalid
+			}
+			i = end - 1
 			continue
 		}
 		switch c {
