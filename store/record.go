@@ -48,6 +48,8 @@ type EventInput struct {
 	// GoalValue is a decimal number as text, "" when there is none.
 	GoalValue  string
 	OccurredAt time.Time
+	// EmitDepth is set on events that automations emit; see MaxEmitDepth.
+	EmitDepth int
 }
 
 // EventResult is what happened to one EventInput.
@@ -60,6 +62,10 @@ type EventResult struct {
 	Duplicate bool
 	// Err is ErrContactNotFound or nil.
 	Err error
+	// Triggered, Resumed and Exited count the enrollments this event
+	// started, resumed from a wait, and ended; each is an intent in the
+	// outbox.
+	Triggered, Resumed, Exited int
 }
 
 // RecordRequest is one API request's events, all of one workspace.
@@ -74,6 +80,8 @@ type RecordOutcome struct {
 	Results []EventResult
 	// Tracked is the workspace's count for the month including this request.
 	Tracked int64
+	// Intents is the number of outbox intents the request wrote.
+	Intents int
 }
 
 // Record stores the events of several requests in one transaction: contacts
@@ -116,6 +124,14 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest) ([
 	}
 	if err := s.countUsage(ctx, tx, reqs, out, now); err != nil {
 		return nil, err
+	}
+	if _, err := s.automate(ctx, tx, reqs, out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		for _, r := range out[i].Results {
+			out[i].Intents += r.Triggered + r.Resumed + r.Exited
+		}
 	}
 	return out, nil
 }
@@ -355,13 +371,13 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 				return err
 			}
 			plain = append(plain, []any{res.EventID, r.WorkspaceID, res.ContactID, e.Name, e.Properties,
-				nil, nullString(e.GoalType), goal, e.OccurredAt, now})
+				nil, nullString(e.GoalType), goal, e.OccurredAt, now, int16(e.EmitDepth)})
 		}
 	}
 	if len(plain) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
 			[]string{"id", "workspace_id", "contact_id", "name", "properties", "external_id", "goal_type",
-				"goal_value", "occurred_at", "received_at"},
+				"goal_value", "occurred_at", "received_at", "emit_depth"},
 			pgx.CopyFromRows(plain))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
@@ -387,6 +403,7 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		names, props, exts    = make([]string, n), make([]string, n), make([]string, n)
 		goalTypes, goalValues = make([]*string, n), make([]*string, n)
 		occurred              = make([]time.Time, n)
+		depths                = make([]int16, n)
 	)
 	for i, k := range keys {
 		refs := byExt[k]
@@ -401,20 +418,22 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		names[i], props[i], exts[i] = first.Name, string(latest.Properties), k.email
 		goalTypes[i], goalValues[i] = nullString(latest.GoalType), nullString(latest.GoalValue)
 		occurred[i] = latest.OccurredAt
+		depths[i] = int16(first.EmitDepth)
 	}
 	// A repeat updates the stored event only when it is newer; xmax = 0 tells
 	// a fresh insert from an update.
 	rows, err := tx.Query(ctx, `INSERT INTO events (id, workspace_id, contact_id, name, properties, external_id,
-			goal_type, goal_value, occurred_at, received_at)
-		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.ext, u.goal_type, u.goal_value::numeric, u.occurred, $10
-		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
-		     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred)
+			goal_type, goal_value, occurred_at, received_at, emit_depth)
+		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.ext, u.goal_type, u.goal_value::numeric, u.occurred, $10, u.depth
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+		            $9::timestamptz[], $11::smallint[])
+		     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred, depth)
 		ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO UPDATE SET
 			properties = excluded.properties, goal_type = excluded.goal_type,
 			goal_value = excluded.goal_value, occurred_at = excluded.occurred_at
 		WHERE events.occurred_at < excluded.occurred_at
 		RETURNING workspace_id, external_id, id, xmax = 0`,
-		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now)
+		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now, depths)
 	if err != nil {
 		return fmt.Errorf("upsert events: %w", err)
 	}

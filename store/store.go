@@ -45,6 +45,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	now       func() time.Time
 	retention time.Duration
+	automator Automator
 }
 
 // Open connects to the database at url and checks that it answers.

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Automation is a saved automation at its current version.
+type Automation struct {
+	ID           uuid.UUID
+	WorkspaceID  uuid.UUID
+	Name         string
+	Enabled      bool
+	Version      int
+	TriggerEvent string
+	Definition   json.RawMessage
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// AutomationVersion is one saved definition of an automation.
+type AutomationVersion struct {
+	AutomationID uuid.UUID
+	Version      int
+	TriggerEvent string
+	Definition   json.RawMessage
+}
+
+const automationColumns = `a.id, a.workspace_id, a.name, a.enabled, a.current_version, v.trigger_event, v.definition,
+	a.created_at, a.updated_at`
+
+const automationFrom = ` FROM automations a JOIN automation_versions v ON v.automation_id = a.id AND v.version = a.current_version`
+
+func scanAutomation(row pgx.Row) (Automation, error) {
+	var a Automation
+	err := row.Scan(&a.ID, &a.WorkspaceID, &a.Name, &a.Enabled, &a.Version, &a.TriggerEvent, &a.Definition,
+		&a.CreatedAt, &a.UpdatedAt)
+	return a, notFound(err)
+}
+
+// CreateAutomation saves a new, disabled automation at version 1. It
+// returns ErrConflict when the workspace already has one of that name.
+func (s *Store) CreateAutomation(ctx context.Context, workspaceID uuid.UUID, name, triggerEvent string, def json.RawMessage) (Automation, error) {
+	var a Automation
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		id := NewID()
+		_, err := tx.Exec(ctx, `INSERT INTO automations (id, workspace_id, name, current_version) VALUES ($1, $2, $3, 1)`,
+			id, workspaceID, name)
+		if isUniqueViolation(err) {
+			return ErrConflict
+		}
+		if err != nil {
+			return fmt.Errorf("insert automation: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO automation_versions (automation_id, version, definition, trigger_event)
+			VALUES ($1, 1, $2, $3)`, id, def, triggerEvent); err != nil {
+			return fmt.Errorf("insert automation version: %w", err)
+		}
+		a, err = scanAutomation(tx.QueryRow(ctx, `SELECT `+automationColumns+automationFrom+` WHERE a.id = $1`, id))
+		return err
+	})
+	return a, err
+}
+
+// UpdateAutomation saves a new version of an automation; enrollments
+// already running finish on the version they started with.
+func (s *Store) UpdateAutomation(ctx context.Context, workspaceID, id uuid.UUID, name, triggerEvent string, def json.RawMessage) (Automation, error) {
+	var a Automation
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var version int
+		err := tx.QueryRow(ctx, `UPDATE automations SET current_version = current_version + 1, name = $3, updated_at = now()
+			WHERE workspace_id = $1 AND id = $2 RETURNING current_version`, workspaceID, id, name).Scan(&version)
+		if isUniqueViolation(err) {
+			return ErrConflict
+		}
+		if err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO automation_versions (automation_id, version, definition, trigger_event)
+			VALUES ($1, $2, $3, $4)`, id, version, def, triggerEvent); err != nil {
+			return fmt.Errorf("insert automation version: %w", err)
+		}
+		a, err = scanAutomation(tx.QueryRow(ctx, `SELECT `+automationColumns+automationFrom+` WHERE a.id = $1`, id))
+		return err
+	})
+	return a, err
+}
+
+// GetAutomation reads an automation of the workspace at its current version.
+func (s *Store) GetAutomation(ctx context.Context, workspaceID, id uuid.UUID) (Automation, error) {
+	return scanAutomation(s.pool.QueryRow(ctx, `SELECT `+automationColumns+automationFrom+`
+		WHERE a.workspace_id = $1 AND a.id = $2`, workspaceID, id))
+}
+
+// GetAutomationByName reads an automation of the workspace by its name.
+func (s *Store) GetAutomationByName(ctx context.Context, workspaceID uuid.UUID, name string) (Automation, error) {
+	return scanAutomation(s.pool.QueryRow(ctx, `SELECT `+automationColumns+automationFrom+`
+		WHERE a.workspace_id = $1 AND a.name = $2`, workspaceID, name))
+}
+
+// ListAutomations returns the workspace's automations, newest first, after
+// the cursor id when one is given, and whether more follow.
+func (s *Store) ListAutomations(ctx context.Context, workspaceID, before uuid.UUID, limit int) ([]Automation, bool, error) {
+	var cursor *uuid.UUID
+	if before != uuid.Nil {
+		cursor = &before
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+automationColumns+automationFrom+`
+		WHERE a.workspace_id = $1 AND ($2::uuid IS NULL OR a.id < $2) ORDER BY a.id DESC LIMIT $3`,
+		workspaceID, cursor, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Automation, error) { return scanAutomation(r) })
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// SetAutomationEnabled turns an automation on or off. Disabling stops new
+// enrollments; running ones go on.
+func (s *Store) SetAutomationEnabled(ctx context.Context, workspaceID, id uuid.UUID, enabled bool) (Automation, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE automations SET enabled = $3, updated_at = now()
+		WHERE workspace_id = $1 AND id = $2`, workspaceID, id, enabled)
+	if err != nil {
+		return Automation{}, err
+	}
+	if tag.RowsAffected() == 0 {
+		return Automation{}, ErrNotFound
+	}
+	return s.GetAutomation(ctx, workspaceID, id)
+}
+
+// EnabledAutomations returns every enabled automation of the workspace at
+// its current version; trigger matchers cache the result.
+func (s *Store) EnabledAutomations(ctx context.Context, workspaceID uuid.UUID) ([]AutomationVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.id, a.current_version, v.trigger_event, v.definition`+automationFrom+`
+		WHERE a.workspace_id = $1 AND a.enabled ORDER BY a.id`, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AutomationVersion, error) {
+		var v AutomationVersion
+		err := r.Scan(&v.AutomationID, &v.Version, &v.TriggerEvent, &v.Definition)
+		return v, err
+	})
+}
