@@ -43,7 +43,7 @@ type Activities struct {
 	Env      *conditions.Env
 	// HTTP posts webhooks; NewWebhookClient builds a safe one.
 	HTTP *http.Client
-	Log    *slog.Logger
+	Log  *slog.Logger
 }
 
 // Event is an event as an enrollment carries it.
