@@ -1,0 +1,65 @@
+# Signalbox developer tasks. A fresh Debian machine needs only `make run` and
+# `make test`; the scripts in scripts/ install and start what is missing.
+# `make` alone prints the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Pinned tool versions, passed to the scripts (the single place to bump them).
+TEMPORAL_CLI_VERSION := 1.5.1
+# staticcheck 2026.2.2, which supports Go 1.26.
+STATICCHECK_VERSION := 0.8.2
+export TEMPORAL_CLI_VERSION STATICCHECK_VERSION
+
+.PHONY: help run test test-race lint fmt vet build migrate bench temporal psql stop clean
+
+help: ## Show the targets
+	@echo 'Usage: make TARGET'
+	@echo
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: ## Run signalbox dev with PostgreSQL and a Temporal dev server (Ctrl-C stops all)
+	@scripts/run.sh
+
+test: ## Lint, run every Go test against PostgreSQL, then fuzz each target briefly
+	@scripts/test.sh
+
+test-race: ## Run every Go test with the race detector (slower; not part of make test)
+	@scripts/test.sh --race
+
+lint: ## Check gofmt, go vet and staticcheck
+	@scripts/lint.sh
+
+fmt: ## Format the Go files with gofmt
+	@scripts/lint.sh fmt
+
+vet: ## Run go vet
+	@scripts/lint.sh vet
+
+build: ## Build bin/signalbox
+	go build -o bin/signalbox ./cmd/signalbox
+
+migrate: build ## Apply the migrations to DATABASE_URL (default: the local cluster)
+	@scripts/with-services.sh -- bin/signalbox migrate
+
+bench: ## Run the benchmarks (scripts/bench.sh, else cmd/signalbox-bench) with PostgreSQL and Temporal
+	@if [[ -x scripts/bench.sh ]]; then scripts/bench.sh; \
+	elif [[ -d cmd/signalbox-bench ]]; then scripts/with-services.sh --temporal -- go run ./cmd/signalbox-bench; \
+	else echo 'no benchmarks yet (add scripts/bench.sh or cmd/signalbox-bench)'; fi
+
+temporal: ## Start the Temporal dev server in the background (make stop stops it)
+	@scripts/temporal.sh start
+
+psql: ## Open psql on the development database
+	@scripts/with-services.sh --interactive -- bash -c 'exec psql "$$DATABASE_URL"'
+
+stop: ## Stop the local Temporal dev server and PostgreSQL cluster
+	@scripts/temporal.sh stop
+	@scripts/postgres.sh stop
+
+clean: ## Stop the local services and delete bin/ and .data/ (all local data)
+	@scripts/temporal.sh stop
+	@scripts/postgres.sh destroy
+	rm -rf bin .data
