@@ -55,7 +55,8 @@ type Wait struct {
 // cache and from the arguments.
 type Automator interface {
 	// Triggers returns the enabled automations whose trigger the event meets.
-	Triggers(ctx context.Context, workspaceID uuid.UUID, ev *TriggerEvent) ([]TriggerMatch, error)
+	// contact loads the event's contact, for conditions that read it.
+	Triggers(ctx context.Context, workspaceID uuid.UUID, ev *TriggerEvent, contact func() *Contact) ([]TriggerMatch, error)
 	// WaitMatches reports whether the event meets a waiting enrollment's
 	// condition.
 	WaitMatches(ctx context.Context, w *Wait, ev *TriggerEvent, contact *Contact) bool
@@ -179,7 +180,18 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 		if f.ev.Depth >= MaxEmitDepth {
 			continue
 		}
-		if matches[i], err = s.automator.Triggers(ctx, f.ws, &f.ev); err != nil {
+		contact := func() *Contact {
+			if c, ok := contacts[f.contact]; ok {
+				return c
+			}
+			c, err := scanContact(tx.QueryRow(ctx, `SELECT `+contactColumns+` FROM contacts WHERE id = $1`, f.contact))
+			if err != nil {
+				return nil
+			}
+			contacts[f.contact] = &c
+			return &c
+		}
+		if matches[i], err = s.automator.Triggers(ctx, f.ws, &f.ev, contact); err != nil {
 			return 0, fmt.Errorf("match triggers: %w", err)
 		}
 	}
@@ -196,7 +208,7 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 				continue
 			}
 			c.exiting = true
-			w.exit(c, f.ev.ID)
+			w.exit(c, f.ev.ID, reqs[f.ref.req].TraceParent)
 			res.Exited++
 		}
 		for _, wt := range waits[contactEvent{f.contact, f.ev.Name}] {
@@ -208,7 +220,8 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 			}
 			wt.claimed = true
 			claimed = append(claimed, claim{wt.EnrollmentID, wt.StepID, f.ev.ID})
-			w.add(f.ws, wt.WorkflowID, IntentSignal, SignalIntent{EnrollmentID: wt.EnrollmentID, StepID: wt.StepID, Event: f.ev})
+			w.add(f.ws, wt.WorkflowID, IntentSignal, SignalIntent{EnrollmentID: wt.EnrollmentID, StepID: wt.StepID, Event: f.ev},
+				reqs[f.ref.req].TraceParent)
 			res.Resumed++
 		}
 		for _, m := range matches[i] {
@@ -223,7 +236,8 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 			wfID := s.automator.WorkflowID(enrollment)
 			w.enroll(enrollment, f, m, wfID)
 			w.add(f.ws, wfID, IntentStart, StartIntent{EnrollmentID: enrollment, WorkspaceID: f.ws,
-				AutomationID: m.AutomationID, Version: m.Version, ContactID: f.contact, Definition: m.Definition, Trigger: f.ev})
+				AutomationID: m.AutomationID, Version: m.Version, ContactID: f.contact, Definition: m.Definition, Trigger: f.ev},
+				reqs[f.ref.req].TraceParent)
 			// Later events of the group may exit it.
 			for _, name := range m.ExitOn {
 				k := contactEvent{f.contact, name}
@@ -417,9 +431,9 @@ type intentWriter struct {
 	exitEvents  []uuid.UUID
 }
 
-func (w *intentWriter) add(ws uuid.UUID, workflowID, kind string, payload any) {
+func (w *intentWriter) add(ws uuid.UUID, workflowID, kind string, payload any, trace string) {
 	raw, _ := json.Marshal(payload)
-	w.outbox = append(w.outbox, []any{NewID(), ws, workflowID, kind, json.RawMessage(raw)})
+	w.outbox = append(w.outbox, []any{NewID(), ws, workflowID, kind, json.RawMessage(raw), nullString(trace)})
 }
 
 func (w *intentWriter) enroll(id uuid.UUID, f freshEvent, m TriggerMatch, workflowID string) {
@@ -432,10 +446,10 @@ func (w *intentWriter) enroll(id uuid.UUID, f freshEvent, m TriggerMatch, workfl
 	}
 }
 
-func (w *intentWriter) exit(c *exitCandidate, event uuid.UUID) {
+func (w *intentWriter) exit(c *exitCandidate, event uuid.UUID, trace string) {
 	w.exitedIDs = append(w.exitedIDs, c.enrollment)
 	w.exitEvents = append(w.exitEvents, event)
-	w.add(c.ws, c.workflowID, IntentCancel, CancelIntent{EnrollmentID: c.enrollment, EventID: event})
+	w.add(c.ws, c.workflowID, IntentCancel, CancelIntent{EnrollmentID: c.enrollment, EventID: event}, trace)
 }
 
 func (w *intentWriter) flush(ctx context.Context, tx pgx.Tx, claimed []claim) error {
@@ -483,7 +497,7 @@ func (w *intentWriter) flush(ctx context.Context, tx pgx.Tx, claimed []claim) er
 	}
 	if len(w.outbox) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"},
-			[]string{"id", "workspace_id", "workflow_id", "kind", "payload"}, pgx.CopyFromRows(w.outbox)); err != nil {
+			[]string{"id", "workspace_id", "workflow_id", "kind", "payload", "trace_parent"}, pgx.CopyFromRows(w.outbox)); err != nil {
 			return fmt.Errorf("write outbox: %w", err)
 		}
 	}

@@ -18,6 +18,8 @@ type Intent struct {
 	Kind        string
 	Payload     json.RawMessage
 	Attempts    int
+	// TraceParent is the W3C trace context of the request that wrote it.
+	TraceParent string
 }
 
 // ClaimIntents leases up to limit undelivered intents for lease. Only the
@@ -36,13 +38,13 @@ func (s *Store) ClaimIntents(ctx context.Context, limit int, lease time.Duration
 			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
 		UPDATE outbox o SET lease_until = now() + $2::interval, attempts = o.attempts + 1
 		FROM c WHERE o.id = c.id
-		RETURNING o.id, o.workspace_id, o.workflow_id, o.kind, o.payload, o.attempts`, limit, lease)
+		RETURNING o.id, o.workspace_id, o.workflow_id, o.kind, o.payload, o.attempts, coalesce(o.trace_parent, '')`, limit, lease)
 	if err != nil {
 		return nil, fmt.Errorf("claim intents: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Intent, error) {
 		var in Intent
-		err := r.Scan(&in.ID, &in.WorkspaceID, &in.WorkflowID, &in.Kind, &in.Payload, &in.Attempts)
+		err := r.Scan(&in.ID, &in.WorkspaceID, &in.WorkflowID, &in.Kind, &in.Payload, &in.Attempts, &in.TraceParent)
 		return in, err
 	})
 }

@@ -73,6 +73,9 @@ type RecordRequest struct {
 	WorkspaceID uuid.UUID
 	Plan        Plan
 	Events      []EventInput
+	// TraceParent is the W3C trace context of the request; intents carry
+	// it so a trace follows the event into Temporal.
+	TraceParent string
 }
 
 // RecordOutcome is the result of one RecordRequest.

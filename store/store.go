@@ -60,7 +60,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		pc.MaxConns = 16
 	}
 	if cfg.Tracing {
-		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+		pc.ConnConfig.Tracer = otelpgx.NewTracer()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

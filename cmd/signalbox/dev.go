@@ -16,7 +16,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	keyFile := fs.String("dev-key-file", ".data/dev-api-key", "file that keeps the dev workspace's API key between runs")
-	uiURL := fs.String("temporal-ui", "http://127.0.0.1:8233", "Temporal Web UI address to print")
+	uiURL := fs.String("temporal-ui", or(getenv("TEMPORAL_UI_URL"), "http://127.0.0.1:8233"), "Temporal Web UI address to print")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -55,4 +55,11 @@ Try it:
 
 `, addr, *uiURL, wsID, state, secret, secret, addr)
 	}})
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

@@ -113,7 +113,9 @@ CREATE TABLE outbox (
     lease_until  timestamptz,
     last_error   text,
     delivered_at timestamptz,
-    outcome      text
+    outcome      text,
+    -- W3C traceparent of the request that recorded the event.
+    trace_parent text
 );
 
 CREATE INDEX outbox_pending ON outbox (id) WHERE delivered_at IS NULL;
