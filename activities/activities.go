@@ -43,7 +43,12 @@ type Activities struct {
 	Env      *conditions.Env
 	// HTTP posts webhooks; NewWebhookClient builds a safe one.
 	HTTP *http.Client
-	Log  *slog.Logger
+	// Mailer sends send_email steps; NewSMTPMailer builds one from SMTP_URL.
+	// Without one, email steps fail permanently.
+	Mailer Mailer
+	// EmailFrom is the From of every email; empty means DefaultEmailFrom.
+	EmailFrom string
+	Log       *slog.Logger
 }
 
 // Event is an event as an enrollment carries it.
