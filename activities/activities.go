@@ -70,8 +70,8 @@ func (e Event) store() store.TriggerEvent {
 	return store.TriggerEvent{ID: id, Name: e.Name, Properties: e.Properties, OccurredAt: e.OccurredAt, Depth: e.Depth}
 }
 
-// celMap is the CEL view of an event: name, properties, occurred_at.
-func (e Event) celMap() map[string]any {
+// CELMap is the CEL view of an event: name, properties, occurred_at.
+func (e Event) CELMap() map[string]any {
 	var props map[string]any
 	_ = json.Unmarshal(e.Properties, &props)
 	if props == nil {
@@ -113,11 +113,12 @@ func (a *Activities) vars(ctx context.Context, s Scope) (conditions.Vars, error)
 	if err != nil {
 		return conditions.Vars{}, err
 	}
-	trigger := s.Trigger.celMap()
-	return conditions.Vars{Event: trigger, Trigger: trigger, Contact: contactMap(c), Now: time.Now().UTC()}, nil
+	trigger := s.Trigger.CELMap()
+	return conditions.Vars{Event: trigger, Trigger: trigger, Contact: ContactMap(c), Now: time.Now().UTC()}, nil
 }
 
-func contactMap(c store.Contact) map[string]any {
+// ContactMap is the CEL view of a contact.
+func ContactMap(c store.Contact) map[string]any {
 	var props map[string]any
 	_ = json.Unmarshal(c.Properties, &props)
 	if props == nil {
@@ -295,9 +296,9 @@ func WaitMatches(ctx context.Context, env *conditions.Env, w *store.Wait, ev *st
 	}
 	var trigger Event
 	_ = json.Unmarshal(w.Trigger, &trigger)
-	vars := conditions.Vars{Event: EventFrom(*ev).celMap(), Trigger: trigger.celMap(), Now: time.Now().UTC()}
+	vars := conditions.Vars{Event: EventFrom(*ev).CELMap(), Trigger: trigger.CELMap(), Now: time.Now().UTC()}
 	if contact != nil {
-		vars.Contact = contactMap(*contact)
+		vars.Contact = ContactMap(*contact)
 	}
 	ok, err := prog.EvalBool(ctx, vars)
 	if err != nil {

@@ -18,7 +18,8 @@ func (a *Activities) render(ctx context.Context, m definition.ExprMap, vars cond
 	for _, k := range m.Keys() {
 		v, err := a.value(ctx, m[k], vars)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
+			// Temporal reads retryability off the top-level error only.
+			return nil, permanent(ErrTypeInvalid, fmt.Errorf("%s: %w", k, err))
 		}
 		out[k] = v
 	}
@@ -46,7 +47,7 @@ func (a *Activities) text(ctx context.Context, field, expr string, vars conditio
 	}
 	v, err := a.value(ctx, expr, vars)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", field, err)
+		return "", permanent(ErrTypeInvalid, fmt.Errorf("%s: %w", field, err))
 	}
 	s, ok := v.(string)
 	if !ok {

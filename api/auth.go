@@ -79,8 +79,9 @@ func (a *authenticator) lookup(ctx context.Context, prefix string) (store.Creden
 // middleware requires "Authorization: Bearer KEY" and puts the principal in
 // the context.
 func (a *authenticator) middleware(c *gin.Context) {
-	secret, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok {
+	// The scheme name is case-insensitive (RFC 9110 §11.1).
+	scheme, secret, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		a.refuse(c, "missing bearer API key: send Authorization: Bearer KEY")
 		return
 	}

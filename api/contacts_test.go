@@ -154,6 +154,17 @@ func TestAuthentication(t *testing.T) {
 		require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"), name)
 		require.Contains(t, r.Header.Get("WWW-Authenticate"), "Bearer", name)
 	}
+	// The scheme name is case-insensitive.
+	lower := c.do("GET", "/v1/usage", nil)
+	require.Equal(t, http.StatusOK, lower.Status)
+	req, err := http.NewRequest("GET", h.url+"/v1/usage", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "bearer "+c.key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
 	// Every /v1 endpoint needs a key.
 	anon := &client{h: h}
 	for _, p := range []string{"/v1/events", "/v1/contacts", "/v1/usage", "/v1/events/batch"} {
@@ -163,7 +174,7 @@ func TestAuthentication(t *testing.T) {
 
 	// A revoked key stops working once the cache lets go of it.
 	prefix := c.key[:12]
-	_, err := h.store.RevokeAPIKey(context.Background(), prefix)
+	_, err = h.store.RevokeAPIKey(context.Background(), prefix)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return c.do("GET", "/v1/usage", nil).Status == http.StatusUnauthorized },
 		5*time.Second, 10*time.Millisecond)
@@ -220,6 +231,7 @@ func TestQuota(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, r.Status, "%s", r.Body)
 	p := r.JSON(t)
 	require.Equal(t, "quota_exceeded", p["code"])
+	require.NotEmpty(t, r.Header.Get("Retry-After"), "a 429 says when the month turns")
 	require.EqualValues(t, 50000, p["limit"])
 	require.EqualValues(t, 62499, p["used"])
 	require.Empty(t, c.list("/v1/events?name=over", 10))

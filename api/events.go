@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
@@ -78,6 +80,7 @@ func (s *Server) ingestEvent(c *gin.Context) {
 	}
 	c.JSON(http.StatusAccepted, ingestResponse{
 		EventID: res.EventID, ContactID: res.ContactID, ContactCreated: res.ContactCreated, Duplicate: res.Duplicate,
+		WorkflowsTriggered: res.Triggered, ExecutionsResumed: res.Resumed, ExecutionsExited: res.Exited,
 	})
 }
 
@@ -119,6 +122,9 @@ func (s *Server) ingestBatch(c *gin.Context) {
 			if res.Duplicate {
 				resp.Duplicates++
 			}
+			resp.WorkflowsTriggered += res.Triggered
+			resp.ExecutionsResumed += res.Resumed
+			resp.ExecutionsExited += res.Exited
 		}
 		s.warnUsage(c, p, out.Tracked)
 	}
@@ -135,14 +141,19 @@ func (s *Server) ingestBatch(c *gin.Context) {
 
 // record sends a request's events to the recorder and maps a quota refusal.
 func (s *Server) record(ctx context.Context, p principal, events []store.EventInput) (store.RecordOutcome, error) {
-	out, err := s.recorder.Record(ctx, &store.RecordRequest{WorkspaceID: p.WorkspaceID, Plan: p.Plan, Events: events})
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	out, err := s.recorder.Record(ctx, &store.RecordRequest{WorkspaceID: p.WorkspaceID, Plan: p.Plan, Events: events,
+		TraceParent: carrier["traceparent"]})
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
 		s.metrics.events.Add(ctx, int64(len(events)), metric.WithAttributes(attribute.String("outcome", "quota_exceeded")))
 		return out, &Error{Status: http.StatusTooManyRequests, Code: "quota_exceeded",
 			Detail: fmt.Sprintf("this request would take the workspace past its monthly hard cap of %d events (plan limit %d, %d used)",
 				qe.HardCap, qe.Limit, qe.Used),
-			Extra: map[string]any{"limit": qe.Limit, "hard_cap": qe.HardCap, "used": qe.Used}}
+			Extra: map[string]any{"limit": qe.Limit, "hard_cap": qe.HardCap, "used": qe.Used},
+			// The count resets when the calendar month (UTC) turns.
+			RetryAfter: time.Until(store.Period(time.Now()).AddDate(0, 1, 0))}
 	}
 	return out, err
 }

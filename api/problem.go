@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,6 +26,8 @@ type Error struct {
 	Errors []ingest.FieldError
 	// Extra members are added to the problem document (limit, used, ...).
 	Extra map[string]any
+	// RetryAfter, when set, is sent as the Retry-After header in seconds.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -111,6 +115,9 @@ func render(c *gin.Context, log *slog.Logger) {
 	}
 	for k, v := range e.Extra {
 		doc[k] = v
+	}
+	if e.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())+1))
 	}
 	c.Header("Content-Type", "application/problem+json")
 	c.Status(e.Status)

@@ -6,17 +6,20 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
 )
@@ -42,6 +45,10 @@ type Config struct {
 	Meter  metric.MeterProvider
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Conditions compiles CEL when automations are saved.
+	Conditions *conditions.Env
+	// Triggers is told when a workspace's automations change.
+	Triggers interface{ Invalidate(workspaceID uuid.UUID) }
 }
 
 // Server handles the API.
@@ -65,6 +72,13 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
+	}
+	if cfg.Conditions == nil {
+		env, err := conditions.NewEnv(conditions.Config{})
+		if err != nil {
+			panic(fmt.Sprintf("default CEL environment: %v", err))
+		}
+		cfg.Conditions = env
 	}
 	return &Server{
 		store:    cfg.Store,
@@ -96,6 +110,7 @@ func (s *Server) Handler() http.Handler {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", OpenAPI) })
 	if s.cfg.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(s.cfg.Metrics))
 	}
@@ -116,6 +131,16 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/contacts/:id/timeline", s.timeline)
 
 	v1.GET("/usage", s.usage)
+
+	v1.POST("/automations", s.createAutomation)
+	v1.POST("/automations/validate", s.validateAutomation)
+	v1.GET("/automations", s.listAutomations)
+	v1.GET("/automations/:id", s.getAutomation)
+	v1.PUT("/automations/:id", s.updateAutomation)
+	v1.POST("/automations/:id/enable", s.enableAutomation)
+	v1.POST("/automations/:id/disable", s.disableAutomation)
+	v1.GET("/enrollments", s.listEnrollments)
+	v1.GET("/enrollments/:id", s.getEnrollment)
 	return r
 }
 

@@ -42,6 +42,25 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// Tracing is on when any OTEL_* exporter setting is present.
 	Tracing bool
+	// TriggerCacheTTL bounds how long another replica's change to an
+	// automation takes to reach this one (TRIGGER_CACHE_TTL, default 5s).
+	TriggerCacheTTL time.Duration
+	// OutboxPoll is how often the outbox is swept for intents not yet
+	// delivered (OUTBOX_POLL, default 1s).
+	OutboxPoll time.Duration
+	// SMTPURL is where send_email steps send (SMTP_URL, e.g.
+	// smtp://user:pass@mail.example.com:587); EmailFrom is the sender
+	// (EMAIL_FROM).
+	SMTPURL   string
+	EmailFrom string
+	// WebhookAllowPrivate lets webhooks reach private, loopback and
+	// link-local addresses (WEBHOOK_ALLOW_PRIVATE=true); WebhookAllowlist
+	// allows chosen ranges only (WEBHOOK_ALLOWLIST, comma-separated CIDRs).
+	WebhookAllowPrivate bool
+	WebhookAllowlist    string
+	// WorkerConcurrency caps activities run at once per worker process
+	// (WORKER_CONCURRENCY, default 100).
+	WorkerConcurrency int
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production) and
@@ -65,6 +84,28 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.AuthCacheTTL, err = duration(getenv, "AUTH_CACHE_TTL", 5*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.TriggerCacheTTL, err = duration(getenv, "TRIGGER_CACHE_TTL", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.OutboxPoll, err = duration(getenv, "OUTBOX_POLL", time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	c.SMTPURL, c.EmailFrom, c.WebhookAllowlist = getenv("SMTP_URL"), getenv("EMAIL_FROM"), getenv("WEBHOOK_ALLOWLIST")
+	if v := getenv("WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_PRIVATE: want true or false, got %q", v))
+		}
+		c.WebhookAllowPrivate = b
+	}
+	c.WorkerConcurrency = 100
+	if v := getenv("WORKER_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("WORKER_CONCURRENCY: want a positive integer, got %q", v))
+		}
+		c.WorkerConcurrency = n
 	}
 	if v := getenv("DB_MAX_CONNS"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)

@@ -60,9 +60,12 @@ var GoalTypes = []string{"purchase", "subscription", "lead", "signup", "booking"
 type FieldError struct {
 	// Field is the JSON member at fault, dotted for nested ones
 	// ("contact_properties.first_name"); empty for the whole document.
-	Field  string `json:"field"`
-	Code   string `json:"code"`
-	Detail string `json:"detail"`
+	Field string `json:"field"`
+	// Pointer locates the fault in a nested document (RFC 6901), as in
+	// automation definitions: "/steps/2/yes/0/condition".
+	Pointer string `json:"pointer,omitempty"`
+	Code    string `json:"code"`
+	Detail  string `json:"detail"`
 }
 
 func (e FieldError) Error() string {

@@ -20,6 +20,9 @@ type RecorderConfig struct {
 	DirectEvents int
 	// Timeout bounds one group's transaction; default 30s.
 	Timeout time.Duration
+	// OnIntents is called after a commit that wrote outbox intents, to
+	// deliver them at once (the dispatcher's Wake).
+	OnIntents func()
 }
 
 func (c *RecorderConfig) defaults() {
@@ -84,6 +87,7 @@ func (r *Recorder) Record(ctx context.Context, req *store.RecordRequest) (store.
 		if err != nil {
 			return store.RecordOutcome{}, err
 		}
+		r.notify(out)
 		return out[0], nil
 	}
 	p := &pending{req: req, ready: make(chan struct{})}
@@ -152,6 +156,9 @@ func (r *Recorder) flush(group []*pending) {
 		reqs[i] = p.req
 	}
 	outs, err := r.store.Record(ctx, reqs)
+	if err == nil {
+		r.notify(outs)
+	}
 	if err == nil || len(group) == 1 {
 		for i, p := range group {
 			if err != nil {
@@ -169,7 +176,21 @@ func (r *Recorder) flush(group []*pending) {
 			p.err = err
 		} else {
 			p.outcome = outs[0]
+			r.notify(outs)
 		}
 		close(p.ready)
+	}
+}
+
+// notify wakes delivery when a commit wrote intents.
+func (r *Recorder) notify(outs []store.RecordOutcome) {
+	if r.cfg.OnIntents == nil {
+		return
+	}
+	for _, o := range outs {
+		if o.Intents > 0 {
+			r.cfg.OnIntents()
+			return
+		}
 	}
 }

@@ -5,17 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/api"
+	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/config"
+	"github.com/signalbox/signalbox/dispatch"
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/retention"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/telemetry"
+	"github.com/signalbox/signalbox/triggers"
+	"github.com/signalbox/signalbox/workflows"
 )
 
 // roles says which parts of Signalbox a process runs.
@@ -27,7 +41,8 @@ type roles struct {
 
 // runServices runs the chosen roles until ctx ends, then shuts down
 // gracefully: the HTTP server stops taking requests and finishes those in
-// flight, the recorder commits what it holds, background loops stop.
+// flight, the recorder commits what it holds, the worker finishes its
+// tasks, background loops stop.
 func runServices(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, r roles) error {
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
@@ -59,27 +74,65 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		}
 	}
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	env, err := conditions.NewEnv(conditions.Config{})
+	if err != nil {
+		return err
+	}
+	matcher := triggers.New(st, env, cfg.TriggerCacheTTL, log)
+	st.SetAutomator(matcher)
+
+	// A lazy client: the API keeps accepting events while Temporal is down;
+	// the outbox holds the intents until it is back.
+	tc, err := client.NewLazyClient(client.Options{
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(log),
+		MetricsHandler: temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{Meter: tel.Meter.Meter("temporal-sdk")}),
+		Interceptors:   []interceptor.ClientInterceptor{tracingInterceptor(tel)},
+	})
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer tc.Close()
+
+	host, _ := os.Hostname()
+	disp := dispatch.New(st, tc, dispatch.Config{Poll: cfg.OutboxPoll, Namespace: cfg.TemporalNamespace,
+		Identity: fmt.Sprintf("signalbox-dispatcher@%s/%d", host, os.Getpid())}, log)
+	rec := ingest.NewRecorder(st, ingest.RecorderConfig{Committers: cfg.Committers, OnIntents: disp.Wake})
+	defer rec.Close()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	if r.worker {
-		sweeper := &retention.Sweeper{Store: st, Interval: cfg.RetentionInterval, Log: log}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	goRun := func(f func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sweeper.Run(ctx)
+			f()
 		}()
-		log.InfoContext(ctx, "worker started", "retention", cfg.EventRetention.String())
+	}
+	goRun(func() { disp.Run(ctx) })
+
+	if r.worker {
+		w, err := newWorker(tc, st, rec, env, cfg, log)
+		if err != nil {
+			return err
+		}
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start temporal worker: %w", err)
+		}
+		defer w.Stop()
+		sweeper := &retention.Sweeper{Store: st, Interval: cfg.RetentionInterval, Log: log}
+		goRun(func() { sweeper.Run(ctx) })
+		goRun(func() { purgeOutbox(ctx, st, cfg.RetentionInterval, log) })
+		log.InfoContext(ctx, "worker started", "task_queue", workflows.TaskQueue, "retention", cfg.EventRetention.String())
 	}
 
 	if r.api {
-		rec := ingest.NewRecorder(st, ingest.RecorderConfig{Committers: cfg.Committers})
-		defer rec.Close()
 		srv := api.New(api.Config{
 			Store: st, Recorder: rec, Logger: log, AuthCacheTTL: cfg.AuthCacheTTL,
-			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter,
+			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter, Conditions: env, Triggers: matcher,
 		})
 		httpSrv := api.NewHTTPServer(cfg.HTTPAddr, srv.Handler())
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -90,24 +143,20 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		if r.ready != nil {
 			r.ready(ln.Addr().String())
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		goRun(func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- err
 				cancel()
 			}
-		}()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		})
+		goRun(func() {
 			<-ctx.Done()
 			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 			defer scancel()
 			if err := httpSrv.Shutdown(sctx); err != nil {
 				log.Warn("http shutdown", "error", err.Error())
 			}
-		}()
+		})
 	}
 
 	<-ctx.Done()
@@ -118,5 +167,67 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		return err
 	default:
 		return nil
+	}
+}
+
+// newWorker builds the Temporal worker that runs enrollments. Any number of
+// processes may run one on the same task queue; Temporal spreads the work.
+func newWorker(tc client.Client, st *store.Store, rec *ingest.Recorder, env *conditions.Env, cfg config.Config, log *slog.Logger) (worker.Worker, error) {
+	allow, err := activities.ParseAllowlist(cfg.WebhookAllowlist)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOK_ALLOWLIST: %w", err)
+	}
+	acts := &activities.Activities{
+		Store:     st,
+		Recorder:  rec,
+		Env:       env,
+		HTTP:      activities.NewWebhookClient(activities.WebhookConfig{AllowPrivate: cfg.WebhookAllowPrivate, Allow: allow}),
+		EmailFrom: cfg.EmailFrom,
+		Log:       log,
+	}
+	if cfg.SMTPURL != "" {
+		if acts.Mailer, err = activities.NewSMTPMailer(cfg.SMTPURL); err != nil {
+			return nil, fmt.Errorf("SMTP_URL: %w", err)
+		}
+	}
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: cfg.WorkerConcurrency,
+		// A longer sticky timeout avoids slow fallbacks to the normal queue
+		// on a busy dev server.
+		StickyScheduleToStartTimeout: time.Minute,
+	})
+	w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	w.RegisterActivity(acts)
+	return w, nil
+}
+
+func tracingInterceptor(tel *telemetry.Telemetry) interceptor.ClientInterceptor {
+	ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: tel.Tracer.Tracer("temporal-sdk")})
+	if err != nil {
+		// Only a bad option set fails; fall back to no tracing.
+		return &interceptor.ClientInterceptorBase{}
+	}
+	return ti
+}
+
+// purgeOutbox deletes delivered intents after a day, in bounded batches.
+func purgeOutbox(ctx context.Context, st *store.Store, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for ctx.Err() == nil {
+			n, err := st.PurgeDelivered(ctx, 24*time.Hour, 1000)
+			if err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "outbox purge failed", "error", err.Error())
+			}
+			if err != nil || n < 1000 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -61,46 +61,80 @@ func Workspace(t testing.TB, s *store.Store, plan store.Plan) (store.Workspace, 
 	return ws, key.Secret
 }
 
+// Isolated opens a Store on a database of its own, dropped when t ends,
+// for tests whose background workers (such as outbox dispatchers) must not
+// see other tests' rows.
+func Isolated(t testing.TB, cfg store.Config) *store.Store {
+	t.Helper()
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		t.Fatal("DATABASE_URL is not set: run the tests with `make test`, which provides a PostgreSQL")
+	}
+	name, u, err := createDatabase(base)
+	if err != nil {
+		t.Fatalf("test database: %v", err)
+	}
+	t.Cleanup(func() { dropDatabase(base, name) })
+	s, err := store.Open(context.Background(), u, cfg)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 func create() (string, error) {
 	baseURL = os.Getenv("DATABASE_URL")
 	if baseURL == "" {
 		return "", fmt.Errorf("DATABASE_URL is not set: run the tests with `make test`, which provides a PostgreSQL")
 	}
+	var u string
+	var err error
+	dbName, u, err = createDatabase(baseURL)
+	return u, err
+}
+
+// createDatabase makes and migrates a database named at random on the
+// server of base.
+func createDatabase(base string) (name, dbURL string, err error) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, baseURL)
+	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", redact(baseURL), err)
+		return "", "", fmt.Errorf("connect to %s: %w", redact(base), err)
 	}
 	defer conn.Close(ctx)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	dbName = "signalbox_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+dbName); err != nil {
-		return "", fmt.Errorf("create database: %w", err)
+	name = "signalbox_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", "", fmt.Errorf("create database: %w", err)
 	}
-	u, err := url.Parse(baseURL)
+	u, err := url.Parse(base)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	u.Path = "/" + dbName
+	u.Path = "/" + name
 	if _, err := store.Migrate(ctx, u.String()); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return u.String(), nil
+	return name, u.String(), nil
 }
 
-// Cleanup drops the test database; call it from TestMain after m.Run.
-func Cleanup() {
-	if dbName == "" {
-		return
-	}
+func dropDatabase(base, name string) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, baseURL)
+	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
 		return
 	}
 	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)")
+	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+}
+
+// Cleanup drops the test database; call it from TestMain after m.Run.
+func Cleanup() {
+	if dbName != "" {
+		dropDatabase(baseURL, dbName)
+	}
 }
 
 // Main runs a package's tests and drops its database afterwards.
