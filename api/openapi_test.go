@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
 )
@@ -367,7 +369,8 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 	}
 
 	caps := map[string]int{"ingestEvent": maxEventBody, "ingestBatch": maxBatchBody,
-		"upsertContact": maxContactBody, "patchContact": maxContactBody}
+		"upsertContact": maxContactBody, "patchContact": maxContactBody, "createAutomation": maxAutomationBody,
+		"validateAutomation": maxAutomationBody, "updateAutomation": maxAutomationBody}
 	for key, op := range ops {
 		rb, ok := op["requestBody"]
 		if !ok {
@@ -381,11 +384,91 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 	example413 := oaObj(t, oaObj(t, oaObj(t, oaObj(t, components["responses"], "responses")["BodyTooLarge"], "BodyTooLarge")["content"],
 		"content")["application/problem+json"], "problem")["example"]
 	require.Equal(t, tooLarge(maxEventBody).Detail, oaObj(t, example413, "example")["detail"])
+	automation413 := oaObj(t, oaObj(t, oaObj(t, oaObj(t, components["responses"], "responses")["AutomationTooLarge"],
+		"AutomationTooLarge")["content"], "content")["application/problem+json"], "problem")["example"]
+	require.Equal(t, tooLarge(maxAutomationBody).Detail, oaObj(t, automation413, "example")["detail"])
+
+	// A quota refusal says when the month turns.
+	quota := oaObj(t, oaObj(t, components["responses"], "responses")["QuotaExceeded"], "QuotaExceeded")
+	require.Equal(t, map[string]any{"$ref": "#/components/headers/RetryAfter"},
+		oaObj(t, quota["headers"], "QuotaExceeded headers")["Retry-After"])
 
 	description := oaObj(t, doc["info"], "info")["description"].(string)
 	for plan, want := range map[store.Plan]string{store.PlanStarter: "50,000", store.PlanGrowth: "250,000",
 		store.PlanScale: "1,000,000"} {
 		require.Contains(t, description, string(plan)+" "+want, "quota of %s", plan)
+	}
+}
+
+// TestOpenAPIAutomationLimitsMatchCode ties the automation definition's
+// schemas to the definition package.
+func TestOpenAPIAutomationLimitsMatchCode(t *testing.T) {
+	doc := oaDoc(t)
+	schemas := oaObj(t, oaObj(t, doc["components"], "components")["schemas"], "schemas")
+	schema := func(name string) map[string]any { return oaObj(t, schemas[name], name) }
+	prop := func(schemaName, name string) map[string]any {
+		return oaObj(t, oaObj(t, schema(schemaName)["properties"], schemaName)[name], schemaName+"."+name)
+	}
+	strs := func(v any) []string {
+		var out []string
+		for _, e := range oaList(t, v, "enum") {
+			out = append(out, e.(string))
+		}
+		return out
+	}
+
+	require.Equal(t, definition.MaxDocumentSize, maxAutomationBody)
+	require.Equal(t, definition.MaxNameLength, prop("AutomationDefinition", "name")["maxLength"])
+	require.Equal(t, definition.MaxExitEvents, prop("AutomationDefinition", "exit_on")["maxItems"])
+	require.Equal(t, definition.MaxSteps, schema("StepList")["maxItems"])
+	require.Equal(t, definition.MaxMapEntries, schema("CelValueMap")["maxProperties"])
+	require.Equal(t, definition.MaxMapEntries, prop("WebhookStep", "headers")["maxProperties"])
+	require.Equal(t, conditions.DefaultMaxExpressionLength, schema("CelCondition")["maxLength"])
+	require.Equal(t, conditions.DefaultMaxExpressionLength, schema("CelValue")["maxLength"])
+	require.Equal(t, definition.MaxEventNameLength, schema("EventName")["maxLength"])
+	eventName := regexp.MustCompile(schema("EventName")["pattern"].(string))
+	for _, n := range []string{"a", "Z/b_c.d-e9", "a" + strings.Repeat("b", 254), "a" + strings.Repeat("b", 255),
+		"1x", "_x", "a b", "a:b", "é", "aé", ""} {
+		require.Equal(t, definition.CheckEventName(n) == nil, eventName.MatchString(n),
+			"pattern and definition.CheckEventName disagree on %q", n)
+	}
+
+	// One schema per step type, discriminated by type.
+	var types []string
+	for _, st := range definition.StepTypes {
+		types = append(types, string(st))
+	}
+	step := schema("Step")
+	require.Len(t, oaList(t, step["oneOf"], "Step.oneOf"), len(types))
+	mapping := oaObj(t, oaObj(t, step["discriminator"], "discriminator")["mapping"], "mapping")
+	require.Len(t, mapping, len(types))
+	for _, typ := range types {
+		ref, ok := mapping[typ].(string)
+		require.True(t, ok, "no step schema for %s", typ)
+		target, found := oaPointer(doc, ref)
+		require.True(t, found, ref)
+		typeProp := oaObj(t, oaObj(t, oaObj(t, target, ref)["properties"], ref)["type"], ref+" type")
+		require.Equal(t, typ, typeProp["const"], ref)
+	}
+	require.Equal(t, types, strs(prop("StepRecord", "type")["enum"]))
+	require.Equal(t, []string{store.EnrollmentActive, store.EnrollmentCompleted, store.EnrollmentExited,
+		store.EnrollmentFailed}, strs(prop("Enrollment", "status")["enum"]))
+
+	// The duration and step id patterns accept what the decoder does.
+	duration := regexp.MustCompile(schema("Duration")["pattern"].(string))
+	for _, d := range []string{"90s", "30m", "72h", "7d", "1d12h", "1.5d", ".5h", "5.h", "100ms", "3us", "3µs",
+		"0s", "", "7", "d", "-5s", "+5s", "5 s", "2w", "1h-30m", "1..5h", "1.5.5h", "h5"} {
+		_, err := definition.ParseDuration(d)
+		require.Equal(t, err == nil, duration.MatchString(d), "pattern and ParseDuration disagree on %q", d)
+	}
+	stepID := regexp.MustCompile(schema("StepID")["pattern"].(string))
+	for _, id := range []string{"a", "pause", "Send-welcome_1", "9", strings.Repeat("x", 64), strings.Repeat("x", 65),
+		"", "a b", "a.b", "é", "a/b"} {
+		idJSON, err := json.Marshal(id)
+		require.NoError(t, err)
+		doc := `{"name":"n","trigger":{"event":"e"},"steps":[{"id":` + string(idJSON) + `,"type":"delay","duration":"1s"}]}`
+		_, problems := definition.Load([]byte(doc), nil)
+		require.Equal(t, len(problems) == 0, stepID.MatchString(id), "pattern and the decoder disagree on step id %q: %v", id, problems)
 	}
 }
 
@@ -437,5 +520,37 @@ func TestOpenAPIExamplesDecode(t *testing.T) {
 		_, errs, err := ingest.DecodeContact(ex, false)
 		require.NoError(t, err, "%s", ex)
 		require.Empty(t, errs, "%s", ex)
+	}
+
+	// Automation definitions validate, structure and CEL alike, and the
+	// definitions the answers show are their normalised forms.
+	env, err := conditions.NewEnv(conditions.Config{})
+	require.NoError(t, err)
+	var normalised []any
+	for _, id := range []string{"createAutomation", "validateAutomation", "updateAutomation"} {
+		for _, ex := range examples(id) {
+			_, problems := definition.Load(ex, nil)
+			require.Empty(t, problems, "%s: %s", id, ex)
+			a, problems := definition.Load(ex, env)
+			require.Empty(t, problems, "%s: %s", id, ex)
+			canonical, err := json.Marshal(a)
+			require.NoError(t, err)
+			var v any
+			require.NoError(t, json.Unmarshal(canonical, &v))
+			normalised = append(normalised, v)
+		}
+	}
+	responseDefinition := func(id, code string) any {
+		r := oaDeref(t, doc, oaObj(t, ops[id]["responses"], id)[code], id+" "+code)
+		media := oaObj(t, oaObj(t, r["content"], id+" content")["application/json"], id+" json")
+		b, err := json.Marshal(oaObj(t, media["example"], id+" example")["definition"])
+		require.NoError(t, err)
+		var v any
+		require.NoError(t, json.Unmarshal(b, &v))
+		return v
+	}
+	for _, v := range normalised {
+		require.Equal(t, v, responseDefinition("createAutomation", "201"))
+		require.Equal(t, v, responseDefinition("validateAutomation", "200"))
 	}
 }
