@@ -152,10 +152,7 @@ func TestWaitLookBackCatchesRacingEvent(t *testing.T) {
 	s := newSystem(t, systemOptions{register: func(w worker.Worker, a *activities.Activities) {
 		// Every activity but RegisterWait as usual; RegisterWait first
 		// lets the awaited event arrive, then registers.
-		for name, fn := range map[string]any{"RecordStep": a.RecordStep, "FinishEnrollment": a.FinishEnrollment,
-			"UpdateContact": a.UpdateContact, "ClearWait": a.ClearWait, "EvaluateCondition": a.EvaluateCondition} {
-			w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-		}
+		registerExcept(w, a, "RegisterWait")
 		w.RegisterActivityWithOptions(func(ctx context.Context, in activities.WaitInput) (activities.WaitResult, error) {
 			once.Do(func() {
 				tn.event(map[string]any{"name": "review.submitted", "contact_id": in.Scope.ContactID,

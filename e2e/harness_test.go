@@ -15,7 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,7 +23,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -111,6 +116,8 @@ type systemOptions struct {
 	register func(w worker.Worker, a *activities.Activities)
 	// workers is how many worker instances to run (default 1).
 	workers int
+	// tracing, when set, traces the API and Temporal calls.
+	tracing *sdktrace.TracerProvider
 }
 
 func newSystem(t *testing.T, o systemOptions) *system {
@@ -127,7 +134,13 @@ func newSystem(t *testing.T, o systemOptions) *system {
 	require.NoError(t, err)
 	matcher := triggers.New(st, env, time.Minute, log)
 	st.SetAutomator(matcher)
-	tc, err := client.NewLazyClient(client.Options{HostPort: o.hostPort, Logger: log})
+	copts := client.Options{HostPort: o.hostPort, Logger: log}
+	if o.tracing != nil {
+		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: o.tracing.Tracer("temporal-sdk")})
+		require.NoError(t, err)
+		copts.Interceptors = []interceptor.ClientInterceptor{ti}
+	}
+	tc, err := client.NewLazyClient(copts)
 	require.NoError(t, err)
 	t.Cleanup(tc.Close)
 
@@ -158,8 +171,11 @@ func newSystem(t *testing.T, o systemOptions) *system {
 		t.Cleanup(w.Stop)
 	}
 
-	srv := httptest.NewServer(api.New(api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env,
-		Triggers: matcher}).Handler())
+	acfg := api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env, Triggers: matcher}
+	if o.tracing != nil {
+		acfg.Tracer = o.tracing
+	}
+	srv := httptest.NewServer(api.New(acfg).Handler())
 	t.Cleanup(srv.Close)
 	return &system{t: t, url: srv.URL, store: st, temporal: tc, queue: queue, disp: disp, acts: acts, rec: rec, env: env}
 }
@@ -302,9 +318,23 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
+// registerExcept registers every activity of a except the named ones,
+// which a test then registers in its own way.
+func registerExcept(w worker.Worker, a *activities.Activities, skip ...string) {
+	for name, fn := range map[string]any{"RecordStep": a.RecordStep, "FinishEnrollment": a.FinishEnrollment,
+		"EvaluateCondition": a.EvaluateCondition, "RegisterWait": a.RegisterWait, "ClearWait": a.ClearWait,
+		"SendWebhook": a.SendWebhook, "SendEmail": a.SendEmail, "UpdateContact": a.UpdateContact, "EmitEvent": a.EmitEvent} {
+		if !slices.Contains(skip, name) {
+			w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+		}
+	}
+}
+
+func listRequest(q string) *workflowservice.ListWorkflowExecutionsRequest {
+	return &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default", Query: q}
+}
+
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
-
-var _ = strings.Contains
