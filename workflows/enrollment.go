@@ -57,7 +57,8 @@ type EnrollmentInput struct {
 // EnrollmentResult is how an enrollment ended.
 type EnrollmentResult struct {
 	Status string `json:"status"`
-	Steps  int    `json:"steps"`
+	// Steps counts the lines the enrollment wrote to its step log.
+	Steps int `json:"steps"`
 }
 
 // EventSignalInput is the payload of EventSignal.
@@ -75,6 +76,13 @@ type StepState struct {
 	// Waiting names the awaited event on a wait_for_event step.
 	Waiting string `json:"waiting,omitempty"`
 }
+
+// Change ids for workflow.GetVersion. Each marks a behaviour change that
+// running enrollments started before it must not see; the saved histories
+// in testdata/histories prove old runs still replay.
+const (
+	versionWaitFromStepStart = "wait-timer-from-step-start"
+)
 
 // a is only used for its method values: the SDK takes activity names from
 // them, and the worker registers the real instance.
@@ -225,7 +233,13 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 		// recorded from now on resumes it through the record path.
 		r.log(ctx, s, "waiting", map[string]any{"event": w.Event, "timeout": w.Timeout.String()})
 		tctx, cancelTimer := workflow.WithCancel(ctx)
-		timer := workflow.NewTimer(tctx, w.Timeout.Std())
+		// Version 1 times the wait from when the step began, as the index
+		// row's expires_at does, rather than from after registration.
+		timeout := w.Timeout.Std()
+		if workflow.GetVersion(ctx, versionWaitFromStepStart, workflow.DefaultVersion, 1) >= 1 {
+			timeout = max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond)
+		}
+		timer := workflow.NewTimer(tctx, timeout)
 		timedOut := false
 		for got == nil && !timedOut {
 			sel := workflow.NewSelector(ctx)
