@@ -17,12 +17,14 @@ const usage = `Usage: signalbox COMMAND [FLAGS]
 
 Commands:
   api                      serve the HTTP API
-  worker                   run background work (retention sweeps)
+  worker                   run enrollments (Temporal worker) and background work
   migrate                  apply database migrations and exit
   dev                      migrate, then run the API and the worker in one process
   workspace create         create a workspace and print its first API key
   apikey create            add an API key to a workspace
   apikey revoke PREFIX     revoke an API key
+  automations apply -f F   create or version an automation by name (via the API;
+                           SIGNALBOX_API_URL, SIGNALBOX_API_KEY)
 
 Configuration comes from the environment; see the README.
 `
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runWorkspace(ctx, rest, getenv, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "automations":
+		return runAutomations(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
