@@ -106,4 +106,3 @@ func TestAutomationsApply(t *testing.T) {
 	err := run(ctx, []string{"automations", "apply", "-f", file}, getenv, &out, &errOut)
 	require.ErrorContains(t, err, "/steps/0/duration")
 }
-
