@@ -65,11 +65,6 @@ func EventFrom(e store.TriggerEvent) Event {
 	return Event{ID: e.ID.String(), Name: e.Name, Properties: e.Properties, OccurredAt: e.OccurredAt, Depth: e.Depth}
 }
 
-func (e Event) store() store.TriggerEvent {
-	id, _ := uuid.Parse(e.ID)
-	return store.TriggerEvent{ID: id, Name: e.Name, Properties: e.Properties, OccurredAt: e.OccurredAt, Depth: e.Depth}
-}
-
 // CELMap is the CEL view of an event: name, properties, occurred_at.
 func (e Event) CELMap() map[string]any {
 	var props map[string]any
