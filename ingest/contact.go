@@ -3,6 +3,8 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/signalbox/signalbox/store"
@@ -28,7 +30,7 @@ func DecodeContact(data []byte, requireEmail bool) (ContactInput, []FieldError, 
 	}
 	d := decoder{members: members}
 	var in ContactInput
-	for key := range members {
+	for _, key := range slices.Sorted(maps.Keys(members)) {
 		switch key {
 		case "email", "first_name", "last_name", "properties":
 		default:

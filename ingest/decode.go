@@ -6,11 +6,14 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,7 +108,7 @@ func decodeEvent(data []byte, now time.Time) (store.EventInput, []FieldError) {
 	}
 	d := decoder{members: members}
 	var in store.EventInput
-	for key := range members {
+	for _, key := range slices.Sorted(maps.Keys(members)) {
 		if !contains(eventFields, key) {
 			d.fail(key, CodeUnknownField, "unknown field")
 		}
@@ -303,22 +306,24 @@ func NormalizeEmail(s string) (string, string) {
 type decoder struct {
 	members map[string]json.RawMessage
 	errs    []FieldError
+	seen    map[string]bool
 }
 
+// maxFieldErrors caps the errors reported for one document, so a body of
+// thousands of unknown members costs no more than a few.
+const maxFieldErrors = 20
+
 func (d *decoder) fail(field, code, detail string) {
-	if !d.failed(field) {
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	if !d.seen[field] && len(d.errs) < maxFieldErrors {
+		d.seen[field] = true
 		d.errs = append(d.errs, FieldError{Field: field, Code: code, Detail: detail})
 	}
 }
 
-func (d *decoder) failed(field string) bool {
-	for _, e := range d.errs {
-		if e.Field == field {
-			return true
-		}
-	}
-	return false
-}
+func (d *decoder) failed(field string) bool { return d.seen[field] }
 
 // string reads an optional string member; null counts as absent.
 func (d *decoder) string(key string) (string, bool) {
@@ -358,14 +363,13 @@ func (d *decoder) sorted() []FieldError {
 		}
 		return len(eventFields)
 	}
-	errs := d.errs
-	for i := 1; i < len(errs); i++ {
-		for j := i; j > 0 && (order(errs[j].Field) < order(errs[j-1].Field) ||
-			order(errs[j].Field) == order(errs[j-1].Field) && errs[j].Field < errs[j-1].Field); j-- {
-			errs[j], errs[j-1] = errs[j-1], errs[j]
+	slices.SortStableFunc(d.errs, func(a, b FieldError) int {
+		if c := cmp.Compare(order(a.Field), order(b.Field)); c != 0 {
+			return c
 		}
-	}
-	return errs
+		return strings.Compare(a.Field, b.Field)
+	})
+	return d.errs
 }
 
 // checkObject checks that raw is a JSON object within the size and depth
