@@ -62,6 +62,10 @@ type Automator interface {
 	WaitMatches(ctx context.Context, w *Wait, ev *TriggerEvent, contact *Contact) bool
 	// WorkflowID names the Temporal workflow of an enrollment.
 	WorkflowID(enrollmentID uuid.UUID) string
+	// Automates reports whether the workspace has any automation, enabled
+	// or not; a workspace without one has no enrollments to resume or
+	// exit, and its events skip that work entirely.
+	Automates(ctx context.Context, workspaceID uuid.UUID) (bool, error)
 }
 
 // SetAutomator installs the automator the record path consults; without
@@ -131,7 +135,19 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 		return 0, nil
 	}
 	var fresh []freshEvent
+	automates := map[uuid.UUID]bool{}
 	for ri, r := range reqs {
+		on, seen := automates[r.WorkspaceID]
+		if !seen {
+			var err error
+			if on, err = s.automator.Automates(ctx, r.WorkspaceID); err != nil {
+				return 0, fmt.Errorf("load automations: %w", err)
+			}
+			automates[r.WorkspaceID] = on
+		}
+		if !on {
+			continue
+		}
 		for ii, e := range r.Events {
 			res := out[ri].Results[ii]
 			if res.Err != nil || res.Duplicate {
@@ -147,21 +163,21 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 	// Hold each contact's wait lock (shared) until commit: a wait being
 	// registered takes it exclusively, so either this transaction sees the
 	// wait or the registration's look-back sees this event.
-	if err := lockContacts(ctx, tx, fresh, "pg_advisory_xact_lock_shared"); err != nil {
-		return 0, err
-	}
+	// The lock and both index reads go in one round trip, in this order.
 	pairs := map[contactEvent]bool{}
 	for _, f := range fresh {
 		pairs[contactEvent{f.contact, f.ev.Name}] = true
 	}
-	exits, err := loadExitCandidates(ctx, tx, pairs)
-	if err != nil {
-		return 0, err
+	batch := &pgx.Batch{}
+	queueLock(batch, fresh, "pg_advisory_xact_lock_shared")
+	exits := map[contactEvent][]*exitCandidate{}
+	queueExitCandidates(batch, pairs, exits)
+	waits := map[contactEvent][]*waitState{}
+	queueWaits(batch, pairs, waits)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return 0, fmt.Errorf("read automation indexes: %w", err)
 	}
-	waits, err := loadWaits(ctx, tx, pairs)
-	if err != nil {
-		return 0, err
-	}
+	var err error
 	contacts := map[uuid.UUID]*Contact{}
 	if len(waits) > 0 {
 		if contacts, err = loadContacts(ctx, tx, waits); err != nil {
@@ -266,7 +282,7 @@ func exitingEnrollment(exits map[contactEvent][]*exitCandidate, id uuid.UUID) bo
 // lockKey maps a contact to an advisory lock key.
 func lockKey(contact uuid.UUID) int64 { return int64(binary.BigEndian.Uint64(contact[8:])) }
 
-func lockContacts(ctx context.Context, tx pgx.Tx, fresh []freshEvent, fn string) error {
+func contactLockKeys(fresh []freshEvent) []int64 {
 	seen := map[int64]bool{}
 	var keys []int64
 	for _, f := range fresh {
@@ -276,10 +292,12 @@ func lockContacts(ctx context.Context, tx pgx.Tx, fresh []freshEvent, fn string)
 		}
 	}
 	slices.Sort(keys)
-	if _, err := tx.Exec(ctx, `SELECT `+fn+`(k) FROM unnest($1::bigint[]) AS k ORDER BY k`, keys); err != nil {
-		return fmt.Errorf("lock contacts: %w", err)
-	}
-	return nil
+	return keys
+}
+
+// queueLock takes each contact's wait lock, in key order.
+func queueLock(b *pgx.Batch, fresh []freshEvent, fn string) {
+	b.Queue(`SELECT `+fn+`(k) FROM unnest($1::bigint[]) AS k ORDER BY k`, contactLockKeys(fresh))
 }
 
 func pairArrays(pairs map[contactEvent]bool) ([]uuid.UUID, []string) {
@@ -291,30 +309,24 @@ func pairArrays(pairs map[contactEvent]bool) ([]uuid.UUID, []string) {
 	return contacts, names
 }
 
-func loadExitCandidates(ctx context.Context, tx pgx.Tx, pairs map[contactEvent]bool) (map[contactEvent][]*exitCandidate, error) {
+func queueExitCandidates(b *pgx.Batch, pairs map[contactEvent]bool, exits map[contactEvent][]*exitCandidate) {
 	contacts, names := pairArrays(pairs)
-	rows, err := tx.Query(ctx, `SELECT x.contact_id, x.event_name, e.id, e.workflow_id, e.workspace_id, e.trigger_event_id
+	b.Queue(`SELECT x.contact_id, x.event_name, e.id, e.workflow_id, e.workspace_id, e.trigger_event_id
 		FROM enrollment_exits x JOIN unnest($1::uuid[], $2::text[]) AS p(contact, name)
 		  ON x.contact_id = p.contact AND x.event_name = p.name
 		JOIN enrollments e ON e.id = x.enrollment_id
-		WHERE e.status = 'active' AND e.exit_event_id IS NULL ORDER BY e.id`, contacts, names)
-	if err != nil {
-		return nil, fmt.Errorf("load exits: %w", err)
-	}
-	exits := map[contactEvent][]*exitCandidate{}
-	var (
-		k contactEvent
-		c exitCandidate
-	)
-	_, err = pgx.ForEachRow(rows, []any{&k.contact, &k.name, &c.enrollment, &c.workflowID, &c.ws, &c.trigger}, func() error {
-		cc := c
-		exits[k] = append(exits[k], &cc)
-		return nil
+		WHERE e.status = 'active' AND e.exit_event_id IS NULL ORDER BY e.id`, contacts, names).Query(func(rows pgx.Rows) error {
+		var (
+			k contactEvent
+			c exitCandidate
+		)
+		_, err := pgx.ForEachRow(rows, []any{&k.contact, &k.name, &c.enrollment, &c.workflowID, &c.ws, &c.trigger}, func() error {
+			cc := c
+			exits[k] = append(exits[k], &cc)
+			return nil
+		})
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("load exits: %w", err)
-	}
-	return exits, nil
 }
 
 // waitState is a wait as the record path tracks it within a group.
@@ -323,28 +335,23 @@ type waitState struct {
 	claimed bool
 }
 
-func loadWaits(ctx context.Context, tx pgx.Tx, pairs map[contactEvent]bool) (map[contactEvent][]*waitState, error) {
+func queueWaits(b *pgx.Batch, pairs map[contactEvent]bool, waits map[contactEvent][]*waitState) {
 	contacts, names := pairArrays(pairs)
-	rows, err := tx.Query(ctx, `SELECT w.enrollment_id, w.step_id, w.workflow_id, w.workspace_id, w.contact_id, w.event_name,
+	b.Queue(`SELECT w.enrollment_id, w.step_id, w.workflow_id, w.workspace_id, w.contact_id, w.event_name,
 			w.condition, w.trigger, w.began_at, w.expires_at
 		FROM enrollment_waits w JOIN unnest($1::uuid[], $2::text[]) AS p(contact, name)
 		  ON w.contact_id = p.contact AND w.event_name = p.name
-		WHERE w.claimed_event_id IS NULL AND w.expires_at > now() ORDER BY w.began_at, w.enrollment_id`, contacts, names)
-	if err != nil {
-		return nil, fmt.Errorf("load waits: %w", err)
-	}
-	waits := map[contactEvent][]*waitState{}
-	var w Wait
-	_, err = pgx.ForEachRow(rows, []any{&w.EnrollmentID, &w.StepID, &w.WorkflowID, &w.WorkspaceID, &w.ContactID,
-		&w.EventName, &w.Condition, &w.Trigger, &w.BeganAt, &w.ExpiresAt}, func() error {
-		k := contactEvent{w.ContactID, w.EventName}
-		waits[k] = append(waits[k], &waitState{Wait: w})
-		return nil
+		WHERE w.claimed_event_id IS NULL AND w.expires_at > now() ORDER BY w.began_at, w.enrollment_id`,
+		contacts, names).Query(func(rows pgx.Rows) error {
+		var w Wait
+		_, err := pgx.ForEachRow(rows, []any{&w.EnrollmentID, &w.StepID, &w.WorkflowID, &w.WorkspaceID, &w.ContactID,
+			&w.EventName, &w.Condition, &w.Trigger, &w.BeganAt, &w.ExpiresAt}, func() error {
+			k := contactEvent{w.ContactID, w.EventName}
+			waits[k] = append(waits[k], &waitState{Wait: w})
+			return nil
+		})
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("load waits: %w", err)
-	}
-	return waits, nil
 }
 
 func loadContacts(ctx context.Context, tx pgx.Tx, waits map[contactEvent][]*waitState) (map[uuid.UUID]*Contact, error) {

@@ -155,3 +155,10 @@ func (s *Store) EnabledAutomations(ctx context.Context, workspaceID uuid.UUID) (
 		return v, err
 	})
 }
+
+// HasAutomations reports whether the workspace has any automation at all.
+func (s *Store) HasAutomations(ctx context.Context, workspaceID uuid.UUID) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM automations WHERE workspace_id = $1)`, workspaceID).Scan(&ok)
+	return ok, err
+}

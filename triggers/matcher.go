@@ -37,6 +37,7 @@ type Matcher struct {
 // entry is one workspace's compiled triggers.
 type entry struct {
 	loaded  time.Time
+	any     bool // the workspace has automations, enabled or not
 	byEvent map[string][]compiled
 	ready   chan struct{} // closed once loaded; concurrent lookups wait on it
 	err     error
@@ -97,6 +98,16 @@ func (m *Matcher) Triggers(ctx context.Context, workspaceID uuid.UUID, ev *store
 	return out, nil
 }
 
+// Automates reports whether the workspace has any automation; the record
+// path skips its enrollment lookups for workspaces that have none.
+func (m *Matcher) Automates(ctx context.Context, workspaceID uuid.UUID) (bool, error) {
+	e, err := m.entry(ctx, workspaceID)
+	if err != nil {
+		return false, err
+	}
+	return e.any, nil
+}
+
 // WaitMatches evaluates a waiting enrollment's condition for an event.
 func (m *Matcher) WaitMatches(ctx context.Context, w *store.Wait, ev *store.TriggerEvent, contact *store.Contact) bool {
 	return activities.WaitMatches(ctx, m.env, w, ev, contact, m.log)
@@ -117,7 +128,7 @@ func (m *Matcher) entry(ctx context.Context, ws uuid.UUID) (*entry, error) {
 		e = &entry{ready: make(chan struct{})}
 		m.cache[ws] = e
 		m.mu.Unlock()
-		e.byEvent, e.err = m.load(ctx, ws)
+		e.any, e.byEvent, e.err = m.load(ctx, ws)
 		e.loaded = m.now()
 		close(e.ready)
 		if e.err != nil {
@@ -143,10 +154,14 @@ func isReady(e *entry) bool {
 	}
 }
 
-func (m *Matcher) load(ctx context.Context, ws uuid.UUID) (map[string][]compiled, error) {
+func (m *Matcher) load(ctx context.Context, ws uuid.UUID) (bool, map[string][]compiled, error) {
+	anyAutomation, err := m.store.HasAutomations(ctx, ws)
+	if err != nil {
+		return false, nil, err
+	}
 	versions, err := m.store.EnabledAutomations(ctx, ws)
 	if err != nil {
-		return nil, err
+		return false, nil, err
 	}
 	byEvent := map[string][]compiled{}
 	for _, v := range versions {
@@ -167,7 +182,7 @@ func (m *Matcher) load(ctx context.Context, ws uuid.UUID) (map[string][]compiled
 		}
 		byEvent[def.Trigger.Event] = append(byEvent[def.Trigger.Event], c)
 	}
-	return byEvent, nil
+	return anyAutomation, byEvent, nil
 }
 
 // mentionsContact is a cheap test for whether a condition can read the
