@@ -44,10 +44,10 @@ build: ## Build bin/signalbox
 migrate: build ## Apply the migrations to DATABASE_URL (default: the local cluster)
 	@scripts/with-services.sh -- bin/signalbox migrate
 
-bench: ## Run the benchmarks (scripts/bench.sh, else cmd/signalbox-bench) with PostgreSQL and Temporal
-	@if [[ -x scripts/bench.sh ]]; then scripts/bench.sh; \
-	elif [[ -d cmd/signalbox-bench ]]; then scripts/with-services.sh --temporal -- go run ./cmd/signalbox-bench; \
-	else echo 'no benchmarks yet (add scripts/bench.sh or cmd/signalbox-bench)'; fi
+bench: ## Run both benchmarks (record path, then act path, which starts its own Temporal dev server); figures are ratios
+	@scripts/temporal.sh build
+	@SIGNALBOX_TEMPORAL_CLI=$(CURDIR)/bin/temporal scripts/with-services.sh -- \
+		bash -c 'go run ./cmd/signalbox-bench && go run ./cmd/signalbox-actbench'
 
 temporal: ## Start the Temporal dev server in the background (make stop stops it)
 	@scripts/temporal.sh start
