@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	var values []time.Duration
+	for i := 1; i <= 100; i++ {
+		values = append(values, time.Duration(i)*time.Millisecond)
+	}
+	require.Equal(t, 50*time.Millisecond, percentile(values, 50))
+	require.Equal(t, 90*time.Millisecond, percentile(values, 90))
+	require.Equal(t, 99*time.Millisecond, percentile(values, 99))
+	require.Equal(t, 100*time.Millisecond, percentile(values, 100))
+	require.Equal(t, 1*time.Millisecond, percentile(values, 0.001))
+	require.Equal(t, time.Duration(0), percentile(nil, 50))
+	one := []time.Duration{7 * time.Millisecond}
+	require.Equal(t, 7*time.Millisecond, percentile(one, 50))
+	require.Equal(t, 7*time.Millisecond, percentile(one, 99))
+	// Nearest rank never interpolates: p50 of two values is the lower one.
+	require.Equal(t, time.Millisecond, percentile([]time.Duration{time.Millisecond, 3 * time.Millisecond}, 50))
+}
+
+func TestScheduledAt(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, start, scheduledAt(start, 1000, 0))
+	require.Equal(t, start.Add(time.Millisecond), scheduledAt(start, 1000, 1))
+	require.Equal(t, start.Add(time.Second), scheduledAt(start, 1000, 1000))
+	require.Equal(t, start.Add(250*time.Millisecond), scheduledAt(start, 4, 1))
+	// Computed from start, not accumulated: no drift after an hour at an
+	// awkward rate.
+	require.Equal(t, start.Add(time.Hour), scheduledAt(start, 3, 3*3600))
+	prev := start
+	for i := int64(1); i < 10000; i++ {
+		at := scheduledAt(start, 7777, i)
+		require.True(t, at.After(prev), "schedule must strictly increase at %d", i)
+		prev = at
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, 0.0, median(nil))
+	require.Equal(t, 2.0, median([]float64{3, 1, 2}))
+	require.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}
+
+func TestWithDatabase(t *testing.T) {
+	t.Parallel()
+	got, err := withDatabase("postgres://postgres:secret@127.0.0.1:5432/postgres?sslmode=disable", "signalbox_bench_1")
+	require.NoError(t, err)
+	require.Equal(t, "postgres://postgres:secret@127.0.0.1:5432/signalbox_bench_1?sslmode=disable", got)
+	got, err = withDatabase("postgresql://h", "b")
+	require.NoError(t, err)
+	require.Equal(t, "postgresql://h/b", got)
+	got, err = withDatabase("host=/tmp dbname=postgres", "b")
+	require.NoError(t, err)
+	require.Equal(t, "host=/tmp dbname=postgres dbname=b", got)
+}
+
+func TestThousands(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "0", thousands(0))
+	require.Equal(t, "999", thousands(999.4))
+	require.Equal(t, "1,000", thousands(999.6))
+	require.Equal(t, "1,234,567", thousands(1234567))
+}
+
+func TestWorkloadIsDeterministic(t *testing.T) {
+	t.Parallel()
+	a, b := newWorkload(100, 1000), newWorkload(100, 1000)
+	require.Equal(t, a.events[0].body, b.events[0].body)
+	require.Equal(t, a.batches[3], b.batches[3])
+	require.Len(t, a.batches, templateCount/1000)
+	var batch struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	require.NoError(t, json.Unmarshal(a.batches[0], &batch))
+	require.Len(t, batch.Events, 1000)
+	require.JSONEq(t, string(a.events[0].body), string(batch.Events[0]))
+	var ev struct {
+		Name       string         `json:"name"`
+		Email      string         `json:"email"`
+		Properties map[string]any `json:"properties"`
+	}
+	require.NoError(t, json.Unmarshal(a.events[5].body, &ev))
+	require.Equal(t, a.events[5].name, ev.Name)
+	require.Equal(t, a.events[5].email, ev.Email)
+	require.JSONEq(t, string(a.events[5].props), mustJSON(t, ev.Properties))
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(data)
+}

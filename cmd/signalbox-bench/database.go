@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The harness's own SQL lives here: the throwaway database, the baseline
+// table and truncation between phases. Signalbox's tables are written only
+// through the API.
+
+// newDatabaseName returns signalbox_bench_ and 8 random hex digits.
+func newDatabaseName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "signalbox_bench_" + hex.EncodeToString(b[:])
+}
+
+// withDatabase returns the connection string dsn pointed at database name,
+// for both URL and keyword/value forms.
+func withDatabase(dsn, name string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse database url: %w", err)
+		}
+		u.Path = "/" + name
+		u.RawPath = ""
+		return u.String(), nil
+	}
+	// In the keyword/value form a later keyword wins.
+	return strings.TrimSpace(dsn) + " dbname=" + name, nil
+}
+
+// createDatabase makes the throwaway database on the server at serverURL.
+func createDatabase(ctx context.Context, serverURL, name string) error {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redact(serverURL), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// dropDatabase removes the throwaway database, disconnecting anyone left.
+func dropDatabase(serverURL, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	return err
+}
+
+// createBaselineTable makes bench_events like events: same columns, types,
+// defaults, checks and indexes, but no foreign key (LIKE never copies
+// those), so it follows future migrations by itself. It returns the number
+// of indexes of each table as a check.
+func createBaselineTable(ctx context.Context, pool *pgxpool.Pool) (events, bench int, err error) {
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_events (LIKE events INCLUDING ALL)`); err != nil {
+		return 0, 0, fmt.Errorf("create bench_events: %w", err)
+	}
+	err = pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'events'),
+		(SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'bench_events')`).
+		Scan(&events, &bench)
+	if err == nil && events != bench {
+		err = fmt.Errorf("bench_events has %d indexes, events %d", bench, events)
+	}
+	return events, bench, err
+}
+
+// truncateEvents empties both event tables so the next phase starts from
+// the same state whichever side it measures.
+func truncateEvents(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, `TRUNCATE bench_events, events`); err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	return nil
+}
+
+// eventsPerCommit is the mean number of rows each writing transaction put
+// into table since it was last truncated: rows one transaction wrote share
+// its xmin. For the signalbox side it is the size of the group commits.
+func eventsPerCommit(ctx context.Context, pool *pgxpool.Pool, table string) (float64, error) {
+	var rows, txs int64
+	err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xmin::text) FROM `+pgx.Identifier{table}.Sanitize()).
+		Scan(&rows, &txs)
+	if err != nil || txs == 0 {
+		return 0, err
+	}
+	return float64(rows) / float64(txs), nil
+}
+
+// contactIDs reads the id of every contact of the workspace by email.
+func contactIDs(ctx context.Context, pool *pgxpool.Pool, workspaceID uuid.UUID) (map[string]uuid.UUID, error) {
+	rows, err := pool.Query(ctx, `SELECT email, id FROM contacts WHERE workspace_id = $1`, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]uuid.UUID{}
+	var email string
+	var id uuid.UUID
+	_, err = pgx.ForEachRow(rows, []any{&email, &id}, func() error { ids[email] = id; return nil })
+	return ids, err
+}
+
+// serverVersion reads PostgreSQL's short version string.
+func serverVersion(ctx context.Context, pool *pgxpool.Pool) string {
+	var v string
+	if err := pool.QueryRow(ctx, `SHOW server_version`).Scan(&v); err != nil {
+		return "unknown"
+	}
+	return v
+}
+
+// redact hides a password in a connection string for messages.
+func redact(dsn string) string {
+	if !strings.Contains(dsn, "://") {
+		return "the keyword/value connection string"
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the connection string"
+	}
+	if u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
