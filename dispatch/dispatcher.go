@@ -29,7 +29,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/signalbox/signalbox/activities"
-	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/workflows"
 )
@@ -183,19 +182,10 @@ func (d *Dispatcher) deliver(ctx context.Context, in store.Intent) (string, erro
 	return "unknown_kind", nil
 }
 
-// startPayload decodes a start intent straight into workflow types.
-type startPayload struct {
-	EnrollmentID string                `json:"enrollment_id"`
-	WorkspaceID  string                `json:"workspace_id"`
-	AutomationID string                `json:"automation_id"`
-	Version      int                   `json:"version"`
-	ContactID    string                `json:"contact_id"`
-	Definition   definition.Automation `json:"definition"`
-	Trigger      activities.Event      `json:"trigger"`
-}
-
 func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error) {
-	var p startPayload
+	// A start intent's payload (store.StartIntent) has the workflow
+	// input's JSON shape, so it decodes straight into it.
+	var p workflows.EnrollmentInput
 	if err := json.Unmarshal(in.Payload, &p); err != nil {
 		// A stored definition that no longer decodes cannot improve.
 		d.log.ErrorContext(ctx, "start intent does not decode", "intent_id", in.ID.String(), "error", err.Error())
@@ -213,10 +203,7 @@ func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error)
 			workflows.ContactAttribute.ValueSet(p.ContactID),
 		),
 	}
-	_, err := d.client.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, workflows.EnrollmentInput{
-		EnrollmentID: p.EnrollmentID, WorkspaceID: p.WorkspaceID, AutomationID: p.AutomationID, Version: p.Version,
-		ContactID: p.ContactID, Definition: p.Definition, Trigger: p.Trigger,
-	})
+	_, err := d.client.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, p)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return "already_started", nil

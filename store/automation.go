@@ -120,10 +120,7 @@ func (s *Store) ListAutomations(ctx context.Context, workspaceID, before uuid.UU
 	if err != nil {
 		return nil, false, err
 	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
+	out, more := trimPage(out, limit)
 	return out, more, nil
 }
 

@@ -156,10 +156,7 @@ func (s *Store) ListContacts(ctx context.Context, workspaceID uuid.UUID, f Conta
 	if err != nil {
 		return nil, false, err
 	}
-	more := len(out) > f.Limit
-	if more {
-		out = out[:f.Limit]
-	}
+	out, more := trimPage(out, f.Limit)
 	return out, more, nil
 }
 

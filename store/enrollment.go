@@ -104,10 +104,7 @@ func (s *Store) ListEnrollments(ctx context.Context, workspaceID uuid.UUID, f En
 	if err != nil {
 		return nil, false, err
 	}
-	more := len(out) > f.Limit
-	if more {
-		out = out[:f.Limit]
-	}
+	out, more := trimPage(out, f.Limit)
 	return out, more, nil
 }
 
