@@ -156,3 +156,49 @@ func finite(v any) bool {
 	}
 	return true
 }
+
+// FuzzDecodeBatch feeds arbitrary bodies to the batch decoder: it must
+// refuse a body that is not a batch, and otherwise account for every item
+// exactly once, as accepted or with its errors.
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range []string{
+		`{"events":[{"name":"a","email":"a@b.co"},{"name":"1"},"x",null,{}]}`,
+		`{"events":[]}`, `{"events":{}}`, `{"evnts":[]}`, `[]`, `{"events":[` + strings.Repeat(`{"name":"a","email":"a@b.co"},`, 70) + `{}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := DecodeBatch(data, now)
+		if err != nil {
+			var fe FieldError
+			if !errors.Is(err, ErrMalformed) && !errors.As(err, &fe) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if b.Size < 1 || b.Size > MaxBatchEvents || len(b.Events) != len(b.Index) {
+			t.Fatalf("inconsistent batch: size %d, %d events, %d indexes", b.Size, len(b.Events), len(b.Index))
+		}
+		seen := map[int]bool{}
+		for _, i := range b.Index {
+			seen[i] = true
+		}
+		for _, e := range b.Errors {
+			if e.Index < 0 || e.Index >= b.Size {
+				t.Fatalf("error for item %d out of range", e.Index)
+			}
+			if seen[e.Index] {
+				t.Fatalf("item %d both accepted and refused", e.Index)
+			}
+		}
+		failed := map[int]bool{}
+		for _, e := range b.Errors {
+			failed[e.Index] = true
+		}
+		if len(seen)+len(failed) != b.Size {
+			t.Fatalf("%d accepted + %d refused != %d items", len(seen), len(failed), b.Size)
+		}
+	})
+}
+

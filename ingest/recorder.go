@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 
 // RecorderConfig tunes group commit. The zero value is usable.
 type RecorderConfig struct {
-	// Committers is how many groups may be in flight at once; default 8.
+	// Committers is how many groups may be in flight at once; default
+	// GOMAXPROCS, at least 2. More committers make smaller groups, and on
+	// a small machine each transaction's fixed cost then dominates.
 	Committers int
 	// MaxGroupEvents caps the events of one group; default 500.
 	MaxGroupEvents int
@@ -27,7 +30,7 @@ type RecorderConfig struct {
 
 func (c *RecorderConfig) defaults() {
 	if c.Committers <= 0 {
-		c.Committers = 8
+		c.Committers = max(2, runtime.GOMAXPROCS(0))
 	}
 	if c.MaxGroupEvents <= 0 {
 		c.MaxGroupEvents = 500
@@ -53,10 +56,13 @@ type Recorder struct {
 	store *store.Store
 	cfg   RecorderConfig
 	queue chan *pending
-	wg    sync.WaitGroup
-	once  sync.Once
-	mu    sync.RWMutex
-	done  bool
+	// direct bounds the large requests committing alone at once, so that
+	// with the committers they never hold the whole connection pool.
+	direct chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+	mu     sync.RWMutex
+	done   bool
 }
 
 type pending struct {
@@ -69,7 +75,8 @@ type pending struct {
 // NewRecorder starts the committers; Close stops them.
 func NewRecorder(s *store.Store, cfg RecorderConfig) *Recorder {
 	cfg.defaults()
-	r := &Recorder{store: s, cfg: cfg, queue: make(chan *pending, cfg.Committers*cfg.MaxGroupEvents)}
+	r := &Recorder{store: s, cfg: cfg, queue: make(chan *pending, cfg.Committers*cfg.MaxGroupEvents),
+		direct: make(chan struct{}, cfg.Committers)}
 	for range cfg.Committers {
 		r.wg.Add(1)
 		go r.commit()
@@ -83,6 +90,12 @@ func NewRecorder(s *store.Store, cfg RecorderConfig) *Recorder {
 // that a cancelled caller may not learn of a commit that still happened.
 func (r *Recorder) Record(ctx context.Context, req *store.RecordRequest) (store.RecordOutcome, error) {
 	if len(req.Events) >= r.cfg.DirectEvents {
+		select {
+		case r.direct <- struct{}{}:
+		case <-ctx.Done():
+			return store.RecordOutcome{}, ctx.Err()
+		}
+		defer func() { <-r.direct }()
 		out, err := r.store.Record(ctx, []*store.RecordRequest{req})
 		if err != nil {
 			return store.RecordOutcome{}, err

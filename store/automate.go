@@ -50,22 +50,30 @@ type Wait struct {
 	ExpiresAt    time.Time
 }
 
-// Automator decides, inside the record transaction, what new events do to
-// automations. It must not touch the database: it answers from its own
-// cache and from the arguments.
+// Automator decides what new events do to automations.
 type Automator interface {
-	// Triggers returns the enabled automations whose trigger the event meets.
-	// contact loads the event's contact, for conditions that read it.
-	Triggers(ctx context.Context, workspaceID uuid.UUID, ev *TriggerEvent, contact func() *Contact) ([]TriggerMatch, error)
+	// Load returns the automations of these workspaces as one record
+	// transaction will see them. It may query the database (through the
+	// pool), so the record path calls it before the transaction begins:
+	// never while holding a connection, which under load could exhaust
+	// the pool with transactions waiting on each other's loads.
+	Load(ctx context.Context, workspaceIDs []uuid.UUID) (AutomationSet, error)
 	// WaitMatches reports whether the event meets a waiting enrollment's
 	// condition.
 	WaitMatches(ctx context.Context, w *Wait, ev *TriggerEvent, contact *Contact) bool
 	// WorkflowID names the Temporal workflow of an enrollment.
 	WorkflowID(enrollmentID uuid.UUID) string
+}
+
+// AutomationSet answers from memory for the workspaces it was loaded for.
+type AutomationSet interface {
 	// Automates reports whether the workspace has any automation, enabled
 	// or not; a workspace without one has no enrollments to resume or
 	// exit, and its events skip that work entirely.
-	Automates(ctx context.Context, workspaceID uuid.UUID) (bool, error)
+	Automates(workspaceID uuid.UUID) bool
+	// Triggers returns the enabled automations whose trigger the event
+	// meets; contact loads the event's contact, for conditions that read it.
+	Triggers(ctx context.Context, workspaceID uuid.UUID, ev *TriggerEvent, contact func() *Contact) []TriggerMatch
 }
 
 // SetAutomator installs the automator the record path consults; without
@@ -130,22 +138,13 @@ type contactEvent struct {
 // automate turns the transaction's new events into enrollments, resumes and
 // exits, written to the outbox with them, in item order as if the events
 // had come one after another.
-func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome) (int, error) {
-	if s.automator == nil {
+func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, set AutomationSet) (int, error) {
+	if set == nil {
 		return 0, nil
 	}
 	var fresh []freshEvent
-	automates := map[uuid.UUID]bool{}
 	for ri, r := range reqs {
-		on, seen := automates[r.WorkspaceID]
-		if !seen {
-			var err error
-			if on, err = s.automator.Automates(ctx, r.WorkspaceID); err != nil {
-				return 0, fmt.Errorf("load automations: %w", err)
-			}
-			automates[r.WorkspaceID] = on
-		}
-		if !on {
+		if !set.Automates(r.WorkspaceID) {
 			continue
 		}
 		for ii, e := range r.Events {
@@ -207,9 +206,7 @@ func (s *Store) automate(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 			contacts[f.contact] = &c
 			return &c
 		}
-		if matches[i], err = s.automator.Triggers(ctx, f.ws, &f.ev, contact); err != nil {
-			return 0, fmt.Errorf("match triggers: %w", err)
-		}
+		matches[i] = set.Triggers(ctx, f.ws, &f.ev, contact)
 	}
 	onceOK, err := claimOnce(ctx, tx, fresh, matches)
 	if err != nil {

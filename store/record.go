@@ -93,10 +93,23 @@ type RecordOutcome struct {
 // fails as a whole (a *QuotaError names the workspace's limit), so callers
 // that group unrelated requests retry them one by one on error.
 func (s *Store) Record(ctx context.Context, reqs []*RecordRequest) ([]RecordOutcome, error) {
+	var set AutomationSet
+	if s.automator != nil {
+		ids := make([]uuid.UUID, 0, 1)
+		for _, r := range reqs {
+			if !slices.Contains(ids, r.WorkspaceID) {
+				ids = append(ids, r.WorkspaceID)
+			}
+		}
+		var err error
+		if set, err = s.automator.Load(ctx, ids); err != nil {
+			return nil, fmt.Errorf("load automations: %w", err)
+		}
+	}
 	var outcomes []RecordOutcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		outcomes, err = s.record(ctx, tx, reqs)
+		outcomes, err = s.record(ctx, tx, reqs, set)
 		return err
 	})
 	if err != nil {
@@ -113,7 +126,7 @@ type contactKey struct {
 	email string
 }
 
-func (s *Store) record(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest) ([]RecordOutcome, error) {
+func (s *Store) record(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, set AutomationSet) ([]RecordOutcome, error) {
 	now := s.now().UTC()
 	out := make([]RecordOutcome, len(reqs))
 	for i, r := range reqs {
@@ -128,7 +141,7 @@ func (s *Store) record(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest) ([
 	if err := s.countUsage(ctx, tx, reqs, out, now); err != nil {
 		return nil, err
 	}
-	if _, err := s.automate(ctx, tx, reqs, out); err != nil {
+	if _, err := s.automate(ctx, tx, reqs, out, set); err != nil {
 		return nil, err
 	}
 	for i := range out {

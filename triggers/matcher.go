@@ -63,15 +63,42 @@ func (m *Matcher) Invalidate(workspaceID uuid.UUID) {
 	m.mu.Unlock()
 }
 
+// Load returns the workspaces' compiled triggers, loading those not cached
+// or older than the TTL. The record path calls it before its transaction.
+func (m *Matcher) Load(ctx context.Context, workspaceIDs []uuid.UUID) (store.AutomationSet, error) {
+	set := automationSet{m: m, entries: make(map[uuid.UUID]*entry, len(workspaceIDs))}
+	for _, ws := range workspaceIDs {
+		e, err := m.entry(ctx, ws)
+		if err != nil {
+			return nil, err
+		}
+		set.entries[ws] = e
+	}
+	return set, nil
+}
+
+// automationSet is what one record transaction sees; it never does I/O.
+type automationSet struct {
+	m       *Matcher
+	entries map[uuid.UUID]*entry
+}
+
+// Automates reports whether the workspace has any automation.
+func (s automationSet) Automates(ws uuid.UUID) bool {
+	e := s.entries[ws]
+	return e != nil && e.any
+}
+
 // Triggers returns the enabled automations whose trigger the event meets.
-func (m *Matcher) Triggers(ctx context.Context, workspaceID uuid.UUID, ev *store.TriggerEvent, contact func() *store.Contact) ([]store.TriggerMatch, error) {
-	e, err := m.entry(ctx, workspaceID)
-	if err != nil {
-		return nil, err
+// A condition that fails to evaluate does not match.
+func (s automationSet) Triggers(ctx context.Context, ws uuid.UUID, ev *store.TriggerEvent, contact func() *store.Contact) []store.TriggerMatch {
+	e := s.entries[ws]
+	if e == nil {
+		return nil
 	}
 	candidates := e.byEvent[ev.Name]
 	if len(candidates) == 0 {
-		return nil, nil
+		return nil
 	}
 	var out []store.TriggerMatch
 	evMap := activities.EventFrom(*ev).CELMap()
@@ -80,7 +107,7 @@ func (m *Matcher) Triggers(ctx context.Context, workspaceID uuid.UUID, ev *store
 			out = append(out, c.match)
 			continue
 		}
-		vars := conditions.Vars{Event: evMap, Trigger: evMap, Now: m.now().UTC()}
+		vars := conditions.Vars{Event: evMap, Trigger: evMap, Now: s.m.now().UTC()}
 		if c.uses {
 			if ct := contact(); ct != nil {
 				vars.Contact = activities.ContactMap(*ct)
@@ -88,24 +115,14 @@ func (m *Matcher) Triggers(ctx context.Context, workspaceID uuid.UUID, ev *store
 		}
 		ok, err := c.cond.EvalBool(ctx, vars)
 		if err != nil {
-			m.log.DebugContext(ctx, "trigger condition did not hold", "automation_id", c.match.AutomationID.String(),
+			s.m.log.DebugContext(ctx, "trigger condition did not hold", "automation_id", c.match.AutomationID.String(),
 				"error", err.Error())
 		}
 		if ok {
 			out = append(out, c.match)
 		}
 	}
-	return out, nil
-}
-
-// Automates reports whether the workspace has any automation; the record
-// path skips its enrollment lookups for workspaces that have none.
-func (m *Matcher) Automates(ctx context.Context, workspaceID uuid.UUID) (bool, error) {
-	e, err := m.entry(ctx, workspaceID)
-	if err != nil {
-		return false, err
-	}
-	return e.any, nil
+	return out
 }
 
 // WaitMatches evaluates a waiting enrollment's condition for an event.
