@@ -201,4 +201,3 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
-
