@@ -24,6 +24,8 @@ go build -o bin/signalbox ./cmd/signalbox
 mkdir -p "$SB_DATA"
 
 export HTTP_ADDR="${HTTP_ADDR:-127.0.0.1:8080}"
+# Readable logs on a terminal; production keeps the JSON default.
+export LOG_FORMAT="${LOG_FORMAT:-text}"
 sb_log "signalbox dev: API on http://$HTTP_ADDR (Ctrl-C stops everything this started)"
 exec scripts/with-services.sh --temporal -- \
 	bin/signalbox dev --dev-key-file "$SB_DATA/dev-api-key"
