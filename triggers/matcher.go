@@ -138,14 +138,19 @@ func (m *Matcher) WorkflowID(enrollmentID uuid.UUID) string {
 func (m *Matcher) entry(ctx context.Context, ws uuid.UUID) (*entry, error) {
 	m.mu.Lock()
 	e, ok := m.cache[ws]
-	if ok && (m.now().Sub(e.loaded) > m.ttl && isReady(e)) {
+	// Closing ready publishes loaded, so read it only after that.
+	if ok && isReady(e) && m.now().Sub(e.loaded) > m.ttl {
 		ok = false
 	}
 	if !ok {
 		e = &entry{ready: make(chan struct{})}
 		m.cache[ws] = e
 		m.mu.Unlock()
-		e.any, e.byEvent, e.err = m.load(ctx, ws)
+		// Others may wait on this load: no one caller's cancellation may
+		// fail it for them.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		e.any, e.byEvent, e.err = m.load(lctx, ws)
+		cancel()
 		e.loaded = m.now()
 		close(e.ready)
 		if e.err != nil {
