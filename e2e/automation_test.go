@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
@@ -254,4 +255,27 @@ func TestEmitEventChainsAndStopsLoops(t *testing.T) {
 		require.Equal(t, "completed", tn.waitEnrollment(e["id"].(string), 20*time.Second)["status"])
 	}
 	require.Len(t, tn.call(http.StatusOK, "GET", "/v1/events?limit=100", nil)["data"], 6)
+}
+
+// TestExitMidRetry ends an enrollment whose webhook is failing and being
+// retried: the exit cancels the retries.
+func TestExitMidRetry(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, systemOptions{})
+	tn := s.tenant()
+	h := newHook(t)
+	h.status.Store(http.StatusServiceUnavailable)
+	tn.automation(fmt.Sprintf(`{"name":"flaky","trigger":{"event":"x"},"exit_on":["stop"],
+		"steps":[{"id":"call","type":"webhook","url":%q}]}`, h.url("/")))
+	tn.event(map[string]any{"name": "x", "email": "a@example.com", "create_if_missing": true})
+	require.Eventually(t, func() bool { return h.hits.Load() >= 2 }, 20*time.Second, 50*time.Millisecond,
+		"the webhook is retried")
+	require.EqualValues(t, 1, tn.event(map[string]any{"name": "stop", "email": "a@example.com"})["executions_exited"])
+	done := tn.waitEnrollment(tn.enrollments("")[0]["id"].(string), 20*time.Second)
+	require.Equal(t, "exited", done["status"])
+	// The workflow is closed as cancelled, so no attempt is scheduled again.
+	desc, err := devServer.Client().DescribeWorkflowExecution(context.Background(), done["workflow_id"].(string), "")
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, desc.WorkflowExecutionInfo.Status)
+	require.Empty(t, desc.PendingActivities)
 }
