@@ -22,6 +22,7 @@ import (
 	"github.com/signalbox/signalbox/dispatch"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
+	"github.com/signalbox/signalbox/temporaltest"
 	"github.com/signalbox/signalbox/workflows"
 )
 
@@ -30,23 +31,7 @@ var devServer *testsuite.DevServer
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		cli := os.Getenv("SIGNALBOX_TEMPORAL_CLI")
-		if cli == "" {
-			fmt.Fprintln(os.Stderr, "dispatch: SIGNALBOX_TEMPORAL_CLI is not set: run the tests with `make test`, which builds the pinned Temporal CLI")
-			return 1
-		}
-		srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-			ExistingPath:  cli,
-			ClientOptions: &client.Options{Logger: quiet()},
-			LogLevel:      "error",
-			Stdout:        io.Discard,
-			// The dispatcher sets these on every enrollment it starts.
-			ExtraArgs: []string{
-				"--search-attribute", "SignalboxWorkspace=Keyword",
-				"--search-attribute", "SignalboxAutomation=Keyword",
-				"--search-attribute", "SignalboxContact=Keyword",
-			},
-		})
+		srv, err := temporaltest.Start(context.Background(), temporaltest.Options{Logger: quiet()})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dispatch: start Temporal dev server:", err)
 			return 1

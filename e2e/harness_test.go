@@ -40,6 +40,7 @@ import (
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
+	"github.com/signalbox/signalbox/temporaltest"
 	"github.com/signalbox/signalbox/triggers"
 	"github.com/signalbox/signalbox/workflows"
 )
@@ -62,31 +63,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startDevServer starts the pinned Temporal CLI's dev server with the
-// settings `make run` uses; hostPort and dbFile may be empty.
+// startDevServer starts a dev server with `make run`'s settings; hostPort
+// and dbFile may be empty.
 func startDevServer(hostPort, dbFile string) (*testsuite.DevServer, error) {
-	cli := os.Getenv("SIGNALBOX_TEMPORAL_CLI")
-	if cli == "" {
-		return nil, fmt.Errorf("SIGNALBOX_TEMPORAL_CLI is not set: run the tests with `make test`, which builds the pinned Temporal CLI")
-	}
-	opts := &client.Options{HostPort: hostPort, Logger: quietLogger()}
-	return testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath:  cli,
-		ClientOptions: opts,
-		DBFilename:    dbFile,
-		LogLevel:      "error",
-		Stdout:        io.Discard,
-		ExtraArgs: []string{
-			"--search-attribute", "SignalboxWorkspace=Keyword",
-			"--search-attribute", "SignalboxAutomation=Keyword",
-			"--search-attribute", "SignalboxContact=Keyword",
-			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-			"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-			"--sqlite-pragma", "journal_mode=wal",
-			"--sqlite-pragma", "synchronous=normal",
-		},
-	})
+	return temporaltest.Start(context.Background(), temporaltest.Options{HostPort: hostPort, DBFile: dbFile, Logger: quietLogger()})
 }
 
 func quietLogger() *slog.Logger {
