@@ -23,19 +23,24 @@ type Intent struct {
 }
 
 // ClaimIntents leases up to limit undelivered intents for lease. Only the
-// oldest undelivered intent of each workflow is eligible, so intents for
-// one workflow are delivered in the order they were written (a start
-// before the cancel that follows it). Rows are claimed with FOR UPDATE SKIP
-// LOCKED and a lease rather than a cursor, so concurrent dispatchers share
-// the work and a row that commits late is never skipped; a dispatcher that
-// dies leaves rows that become claimable again when their lease ends.
+// first undelivered intent of each workflow is eligible, so intents for one
+// workflow are delivered in the order they were written (a start before the
+// cancel that follows it). Rows are claimed with FOR UPDATE SKIP LOCKED and
+// a lease rather than a cursor, so concurrent dispatchers share the work and
+// a row that commits late is never skipped; a dispatcher that dies leaves
+// rows that become claimable again when their lease ends.
+//
+// The check costs one index probe per candidate however large the backlog
+// (an outage's worth of intents must drain quickly): a start is always its
+// workflow's first intent, and for the others a correlated min() over the
+// (workflow_id, seq) index says whether they are first.
 func (s *Store) ClaimIntents(ctx context.Context, limit int, lease time.Duration) ([]Intent, error) {
 	rows, err := s.pool.Query(ctx, `WITH c AS (
 			SELECT id FROM outbox o
 			WHERE delivered_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-			  AND NOT EXISTS (SELECT 1 FROM outbox p
-			                  WHERE p.workflow_id = o.workflow_id AND p.delivered_at IS NULL AND p.id < o.id)
-			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+			  AND (o.kind = 'start' OR o.seq = (SELECT min(p.seq) FROM outbox p
+			                                    WHERE p.workflow_id = o.workflow_id AND p.delivered_at IS NULL))
+			ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 		UPDATE outbox o SET lease_until = now() + $2::interval, attempts = o.attempts + 1
 		FROM c WHERE o.id = c.id
 		RETURNING o.id, o.workspace_id, o.workflow_id, o.kind, o.payload, o.attempts, coalesce(o.trace_parent, '')`, limit, lease)
