@@ -82,6 +82,7 @@ type StepState struct {
 // in testdata/histories prove old runs still replay.
 const (
 	versionWaitFromStepStart = "wait-timer-from-step-start"
+	versionLocalBookkeeping  = "local-bookkeeping"
 )
 
 // a is only used for its method values: the SDK takes activity names from
@@ -96,6 +97,9 @@ type run struct {
 	seen    map[string]bool
 	seq     int
 	state   StepState
+	// local runs the bookkeeping activities as local activities: no task
+	// round trip through the server for a log line or an index write.
+	local bool
 }
 
 // Enrollment interprets an automation for one contact. An exit event
@@ -113,31 +117,31 @@ func Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, err
 	if err := workflow.SetQueryHandler(ctx, CurrentStepQuery, func() (StepState, error) { return r.state, nil }); err != nil {
 		return EnrollmentResult{}, err
 	}
+	r.local = workflow.GetVersion(ctx, versionLocalBookkeeping, workflow.DefaultVersion, 1) >= 1
 	err := r.steps(ctx, in.Definition.Steps)
 	r.drain(ctx)
 
 	done, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	done = workflow.WithActivityOptions(done, bookkeeping)
 	var res activities.FinishResult
 	switch {
 	case temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled):
-		ferr := workflow.ExecuteActivity(done, a.FinishEnrollment,
-			activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "exited", Reason: "exit event"}).Get(done, &res)
+		ferr := r.book(done, a.FinishEnrollment,
+			activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "exited", Reason: "exit event"}, &res)
 		if ferr != nil {
 			return EnrollmentResult{}, ferr
 		}
 		return EnrollmentResult{Status: res.Status, Steps: r.seq}, temporal.NewCanceledError("exit event")
 	case err != nil:
-		ferr := workflow.ExecuteActivity(done, a.FinishEnrollment,
-			activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "failed", Reason: failureReason(err)}).Get(done, &res)
+		ferr := r.book(done, a.FinishEnrollment,
+			activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "failed", Reason: failureReason(err)}, &res)
 		if ferr != nil {
 			return EnrollmentResult{}, ferr
 		}
 		return EnrollmentResult{Status: res.Status, Steps: r.seq}, err
 	}
-	if ferr := workflow.ExecuteActivity(done, a.FinishEnrollment,
-		activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "completed"}).Get(done, &res); ferr != nil {
+	if ferr := r.book(done, a.FinishEnrollment,
+		activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "completed"}, &res); ferr != nil {
 		return EnrollmentResult{}, ferr
 	}
 	return EnrollmentResult{Status: res.Status, Steps: r.seq}, nil
@@ -168,8 +172,7 @@ func (r *run) step(ctx workflow.Context, s *definition.Step) error {
 		return r.wait(ctx, s)
 	case definition.TypeBranch:
 		var res activities.ConditionResult
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bookkeeping), a.EvaluateCondition,
-			activities.ConditionInput{Scope: r.scope, Expr: s.Branch.Condition}).Get(ctx, &res)
+		err := r.book(ctx, a.EvaluateCondition, activities.ConditionInput{Scope: r.scope, Expr: s.Branch.Condition}, &res)
 		if err != nil {
 			return err
 		}
@@ -222,9 +225,8 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 	r.state.Waiting = w.Event
 	in := activities.WaitInput{Scope: r.scope, StepID: s.ID, Event: w.Event, Condition: w.Condition,
 		BeganAt: began, ExpiresAt: began.Add(w.Timeout.Std())}
-	bctx := workflow.WithActivityOptions(ctx, bookkeeping)
 	var reg activities.WaitResult
-	if err := workflow.ExecuteActivity(bctx, a.RegisterWait, in).Get(ctx, &reg); err != nil {
+	if err := r.book(ctx, a.RegisterWait, in, &reg); err != nil {
 		return err
 	}
 	got := reg.Event
@@ -266,7 +268,7 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 		// Drop the wait from the index; an event may have claimed it in the
 		// instant the timer fired, in which case it still resumes the wait.
 		var cleared activities.WaitResult
-		if err := workflow.ExecuteActivity(bctx, a.ClearWait, in).Get(ctx, &cleared); err != nil {
+		if err := r.book(ctx, a.ClearWait, in, &cleared); err != nil {
 			return err
 		}
 		if got == nil {
@@ -282,6 +284,16 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 	return r.steps(ctx, w.Yes)
 }
 
+// book runs a bookkeeping activity: a quick write or read of the
+// enrollment's own records. From version 1 of versionLocalBookkeeping it
+// runs as a local activity in the worker that runs the workflow.
+func (r *run) book(ctx workflow.Context, fn, in, out any) error {
+	if r.local {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localBookkeeping), fn, in).Get(ctx, out)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bookkeeping), fn, in).Get(ctx, out)
+}
+
 // log appends a line to the enrollment's step log.
 func (r *run) log(ctx workflow.Context, s *definition.Step, outcome string, detail any) {
 	r.seq++
@@ -291,9 +303,9 @@ func (r *run) log(ctx workflow.Context, s *definition.Step, outcome string, deta
 	}
 	// The log is bookkeeping: a failure to write it must not fail the
 	// enrollment, and retries make it durable in practice.
-	_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bookkeeping), a.RecordStep, activities.RecordStepInput{
+	_ = r.book(ctx, a.RecordStep, activities.RecordStepInput{
 		EnrollmentID: r.in.EnrollmentID, Seq: r.seq, StepID: s.ID, Type: string(s.Type), Outcome: outcome, Detail: raw,
-	}).Get(ctx, nil)
+	}, nil)
 }
 
 // drain empties the signal channel: signals left unread when a workflow

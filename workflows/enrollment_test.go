@@ -56,10 +56,12 @@ type harness struct {
 	timers []time.Duration
 }
 
-// call is one activity attempt as the environment started it.
+// call is one activity attempt as the environment started it: remote
+// activities come with encoded arguments, local ones with the values.
 type call struct {
-	name string
-	args converter.EncodedValues
+	name   string
+	args   converter.EncodedValues
+	values []any
 }
 
 func newHarness(t *testing.T) *harness {
@@ -76,6 +78,11 @@ func newHarness(t *testing.T) *harness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.calls = append(h.calls, call{name: info.ActivityType.Name, args: args})
+	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.calls = append(h.calls, call{name: info.ActivityType.Name, values: args})
 	})
 	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) {
 		h.mu.Lock()
@@ -192,7 +199,11 @@ func inputs[T any](h *harness, name string) []T {
 	for _, c := range h.calls {
 		if c.name == name {
 			var in T
-			require.NoError(h.t, c.args.Get(&in))
+			if c.args != nil {
+				require.NoError(h.t, c.args.Get(&in))
+			} else {
+				in = c.values[0].(T)
+			}
 			out = append(out, in)
 		}
 	}

@@ -43,7 +43,7 @@ var updateHistories = flag.Bool("update-histories", false,
 // historyGeneration prefixes the names of the histories written now. Bump
 // it with a change that goes behind workflow.GetVersion, so that the new
 // histories are added beside the old ones, which must keep replaying.
-const historyGeneration = "v2"
+const historyGeneration = "v3"
 
 // historyIdentity is the client and worker identity in saved histories, in
 // place of a process id and host name.
@@ -504,6 +504,9 @@ func TestFakeActivitiesMatchRealOnes(t *testing.T) {
 			}
 			called := map[string]bool{}
 			env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+				called[info.ActivityType.Name] = true
+			})
+			env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
 				called[info.ActivityType.Name] = true
 			})
 			env.ExecuteWorkflow(workflows.EnrollmentWorkflow, enrollmentInputFor(t, sc.enrollmentID(), sc.steps))

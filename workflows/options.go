@@ -21,6 +21,13 @@ var bookkeeping = workflow.ActivityOptions{
 	},
 }
 
+// localBookkeeping is bookkeeping as local activities: the same retries,
+// without a task round trip through the server for each.
+var localBookkeeping = workflow.LocalActivityOptions{
+	StartToCloseTimeout: 15 * time.Second,
+	RetryPolicy:         bookkeeping.RetryPolicy,
+}
+
 // actions runs side effects on the outside world: webhooks and email get a
 // minute per attempt and back off from a second to ten minutes, for up to a
 // day, before the enrollment fails; permanent failures stop at once.
