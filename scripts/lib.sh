@@ -10,6 +10,13 @@ if [[ -n "${SB_LIB_LOADED:-}" ]]; then
 fi
 SB_LIB_LOADED=1
 
+# runuser, and Debian's PostgreSQL tools, live in the sbin directories, which
+# a non-login shell's PATH may lack.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) PATH="$PATH:/usr/sbin:/sbin" ;;
+esac
+
 # SB_ROOT is the repository root: the parent of this scripts/ directory.
 SB_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 # SB_DATA holds everything local services keep between runs (git-ignored).
