@@ -99,7 +99,11 @@ func (s *Server) patchContact(c *gin.Context) {
 func (s *Server) deleteContact(c *gin.Context) {
 	id, err := pathID(c, "contact")
 	if err == nil {
-		if err = s.store.DeleteContact(c.Request.Context(), who(c).WorkspaceID, id); err == nil {
+		var ended int
+		if ended, err = s.store.DeleteContact(c.Request.Context(), who(c).WorkspaceID, id); err == nil {
+			if ended > 0 && s.cfg.OnIntents != nil {
+				s.cfg.OnIntents()
+			}
 			c.Status(http.StatusNoContent)
 			return
 		}

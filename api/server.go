@@ -49,6 +49,9 @@ type Config struct {
 	Conditions *conditions.Env
 	// Triggers is told when a workspace's automations change.
 	Triggers interface{ Invalidate(workspaceID uuid.UUID) }
+	// OnIntents is called after a request wrote outbox intents outside the
+	// recorder (deleting a contact cancels its enrollments).
+	OnIntents func()
 }
 
 // Server handles the API.

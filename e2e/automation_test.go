@@ -279,3 +279,21 @@ func TestExitMidRetry(t *testing.T) {
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, desc.WorkflowExecutionInfo.Status)
 	require.Empty(t, desc.PendingActivities)
 }
+
+// TestDeletingAContactCancelsItsEnrollments deletes a contact mid-delay:
+// its workflow is cancelled rather than left to fail on its next step.
+func TestDeletingAContactCancelsItsEnrollments(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, systemOptions{})
+	tn := s.tenant()
+	tn.automation(`{"name":"slow","trigger":{"event":"x"},"steps":[{"id":"pause","type":"delay","duration":"1h"}]}`)
+	r := tn.event(map[string]any{"name": "x", "email": "a@example.com", "create_if_missing": true})
+	e := tn.enrollments("")[0]
+	tn.waitStep(e["id"].(string), "pause", "waiting", 15*time.Second)
+	tn.call(http.StatusNoContent, "DELETE", "/v1/contacts/"+r["contact_id"].(string), nil)
+	require.Empty(t, tn.enrollments(""))
+	require.Eventually(t, func() bool {
+		desc, err := devServer.Client().DescribeWorkflowExecution(context.Background(), e["workflow_id"].(string), "")
+		return err == nil && desc.WorkflowExecutionInfo.Status == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED
+	}, 15*time.Second, 50*time.Millisecond)
+}

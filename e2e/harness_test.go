@@ -151,7 +151,7 @@ func newSystem(t *testing.T, o systemOptions) *system {
 		t.Cleanup(w.Stop)
 	}
 
-	acfg := api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env, Triggers: matcher}
+	acfg := api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env, Triggers: matcher, OnIntents: disp.Wake}
 	if o.tracing != nil {
 		acfg.Tracer = o.tracing
 	}

@@ -197,14 +197,30 @@ func patchContact(ctx context.Context, tx pgx.Tx, workspaceID uuid.UUID, where s
 	return c, err
 }
 
-// DeleteContact removes a contact and, with it, every event on its timeline.
-func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+// DeleteContact removes a contact and, with it, every event on its timeline
+// and every enrollment. Its active enrollments' workflows are cancelled
+// through the outbox in the same transaction, so none runs on without its
+// contact. It returns the number of enrollments it ended.
+func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (int, error) {
+	var ended int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO outbox (id, workspace_id, workflow_id, kind, payload)
+			SELECT gen_random_uuid(), e.workspace_id, e.workflow_id, 'cancel',
+			       jsonb_build_object('enrollment_id', e.id, 'event_id', NULL)
+			FROM enrollments e WHERE e.workspace_id = $1 AND e.contact_id = $2 AND e.status = 'active'`,
+			workspaceID, id)
+		if err != nil {
+			return fmt.Errorf("cancel enrollments: %w", err)
+		}
+		ended = int(tag.RowsAffected())
+		tag, err = tx.Exec(ctx, `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	return ended, err
 }

@@ -133,6 +133,7 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		srv := api.New(api.Config{
 			Store: st, Recorder: rec, Logger: log, AuthCacheTTL: cfg.AuthCacheTTL,
 			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter, Conditions: env, Triggers: matcher,
+			OnIntents: disp.Wake,
 		})
 		httpSrv := api.NewHTTPServer(cfg.HTTPAddr, srv.Handler())
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
