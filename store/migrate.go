@@ -40,3 +40,28 @@ func Migrate(ctx context.Context, url string) (version int32, err error) {
 	}
 	return m.GetCurrentVersion(ctx)
 }
+
+// SchemaVersion returns the version the database is at and the version
+// this binary's migrations reach, so processes that do not migrate can
+// refuse a database that is behind.
+func (s *Store) SchemaVersion(ctx context.Context) (have, want int32, err error) {
+	names, err := migrate.FindMigrations(mustSub(migrationFiles, "migrations"))
+	if err != nil {
+		return 0, 0, err
+	}
+	want = int32(len(names))
+	err = s.pool.QueryRow(ctx, `SELECT coalesce((SELECT version FROM `+versionTable+` LIMIT 1), 0)`).Scan(&have)
+	if err != nil {
+		// No version table: nothing was ever migrated.
+		return 0, want, nil
+	}
+	return have, want, nil
+}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}

@@ -66,6 +66,11 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		return err
 	}
 	defer st.Close()
+	if have, want, err := st.SchemaVersion(ctx); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	} else if have < want {
+		return fmt.Errorf("the database schema is at version %d and this binary needs %d: run `signalbox migrate` first", have, want)
+	}
 	if warnings, err := st.DurabilityWarnings(ctx); err != nil {
 		log.WarnContext(ctx, "could not check durability settings", "error", err.Error())
 	} else {
@@ -115,14 +120,12 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 	goRun(func() { disp.Run(ctx) })
 
 	if r.worker {
-		w, err := newWorker(tc, st, rec, env, cfg, log)
-		if err != nil {
+		// Build once so that a bad setting fails at start; then start it,
+		// waiting for Temporal if it is not up yet.
+		if _, err := newWorker(tc, st, rec, env, cfg, log); err != nil {
 			return err
 		}
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("start temporal worker: %w", err)
-		}
-		defer w.Stop()
+		goRun(func() { runWorker(ctx, tc, st, rec, env, cfg, log) })
 		sweeper := &retention.Sweeper{Store: st, Interval: cfg.RetentionInterval, Log: log}
 		goRun(func() { sweeper.Run(ctx) })
 		goRun(func() { purgeOutbox(ctx, st, cfg.RetentionInterval, log) })
@@ -200,6 +203,30 @@ func newWorker(tc client.Client, st *store.Store, rec *ingest.Recorder, env *con
 	w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
 	w.RegisterActivity(acts)
 	return w, nil
+}
+
+// runWorker starts the Temporal worker, retrying with backoff while
+// Temporal cannot be reached, and stops it when ctx ends.
+func runWorker(ctx context.Context, tc client.Client, st *store.Store, rec *ingest.Recorder, env *conditions.Env, cfg config.Config, log *slog.Logger) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		w, err := newWorker(tc, st, rec, env, cfg, log)
+		if err == nil {
+			if err = w.Start(); err == nil {
+				log.InfoContext(ctx, "temporal worker polling", "task_queue", workflows.TaskQueue)
+				<-ctx.Done()
+				w.Stop()
+				return
+			}
+		}
+		log.WarnContext(ctx, "temporal worker not started; retrying", "error", err.Error(), "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
 }
 
 func tracingInterceptor(tel *telemetry.Telemetry) interceptor.ClientInterceptor {
