@@ -1,0 +1,83 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x"}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
+	require.Equal(t, "127.0.0.1:7233", c.TemporalAddress)
+	require.Equal(t, "default", c.TemporalNamespace)
+	require.Equal(t, 730*24*time.Hour, c.EventRetention)
+	require.Equal(t, 5*time.Second, c.AuthCacheTTL)
+	require.Equal(t, 5*time.Second, c.TriggerCacheTTL)
+	require.Equal(t, time.Second, c.OutboxPoll)
+	require.Equal(t, 100, c.WorkerConcurrency)
+	require.False(t, c.Tracing)
+	require.False(t, c.WebhookAllowPrivate)
+}
+
+func TestSettings(t *testing.T) {
+	t.Parallel()
+	c, err := FromEnv(env(map[string]string{
+		"DATABASE_URL": "postgres://x", "HTTP_ADDR": ":9000", "EVENT_RETENTION": "30d",
+		"AUTH_CACHE_TTL": "1s", "DB_MAX_CONNS": "40", "INGEST_COMMITTERS": "3", "WEBHOOK_ALLOW_PRIVATE": "true",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, 30*24*time.Hour, c.EventRetention)
+	require.Equal(t, time.Second, c.AuthCacheTTL)
+	require.EqualValues(t, 40, c.DBMaxConns)
+	require.Equal(t, 3, c.Committers)
+	require.True(t, c.WebhookAllowPrivate)
+	require.True(t, c.Tracing)
+	require.Equal(t, "text", c.LogFormat)
+}
+
+// TestBadValuesFailFast checks that every bad setting is refused, each
+// named in the error, so a process never starts half-configured.
+func TestBadValuesFailFast(t *testing.T) {
+	t.Parallel()
+	for key, value := range map[string]string{
+		"EVENT_RETENTION":       "forever",
+		"RETENTION_INTERVAL":    "-1s",
+		"AUTH_CACHE_TTL":        "0s",
+		"TRIGGER_CACHE_TTL":     "x",
+		"OUTBOX_POLL":           "1",
+		"DB_MAX_CONNS":          "0",
+		"INGEST_COMMITTERS":     "many",
+		"WEBHOOK_ALLOW_PRIVATE": "perhaps",
+		"WORKER_CONCURRENCY":    "-3",
+		"HTTP_ADDR":             "no-port",
+		"LOG_LEVEL":             "loud",
+		"LOG_FORMAT":            "xml",
+	} {
+		_, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", key: value}))
+		require.ErrorContains(t, err, key, "%s=%s", key, value)
+	}
+	_, err := FromEnv(env(nil))
+	require.ErrorContains(t, err, "DATABASE_URL")
+}
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"90s": 90 * time.Second, "72h": 72 * time.Hour, "7d": 7 * 24 * time.Hour} {
+		got, err := ParseDuration(in)
+		require.NoError(t, err)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "d", "-1d", "1w"} {
+		_, err := ParseDuration(in)
+		require.Error(t, err, in)
+	}
+}
