@@ -21,6 +21,8 @@ var ErrNoCLI = errors.New("SIGNALBOX_TEMPORAL_CLI is not set: run the tests with
 
 // Options adjust a dev server; the zero value is usable.
 type Options struct {
+	// CLI is the Temporal CLI to run; empty means CLI().
+	CLI string
 	// HostPort binds the frontend; empty picks a free port.
 	HostPort string
 	// DBFile keeps the server's state in a SQLite file, so a stopped server
@@ -42,9 +44,12 @@ func CLI() (string, error) {
 
 // Start starts a dev server; stop it with its Stop method.
 func Start(ctx context.Context, o Options) (*testsuite.DevServer, error) {
-	cli, err := CLI()
-	if err != nil {
-		return nil, err
+	cli := o.CLI
+	if cli == "" {
+		var err error
+		if cli, err = CLI(); err != nil {
+			return nil, err
+		}
 	}
 	logger := o.Logger
 	if logger == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/signalbox/signalbox/dispatch"
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
+	"github.com/signalbox/signalbox/temporaltest"
 	"github.com/signalbox/signalbox/triggers"
 	"github.com/signalbox/signalbox/workflows"
 )
@@ -216,23 +217,8 @@ func (s *system) startDevServer(ctx context.Context, getenv func(string) string,
 		s.onClose(func() { _ = os.RemoveAll(dir) })
 		dbFile = filepath.Join(dir, "temporal.db")
 	}
-	dev, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  cli,
-		ClientOptions: &client.Options{HostPort: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		DBFilename:    dbFile,
-		LogLevel:      "error",
-		Stdout:        io.Discard,
-		ExtraArgs: []string{
-			"--search-attribute", "SignalboxWorkspace=Keyword",
-			"--search-attribute", "SignalboxAutomation=Keyword",
-			"--search-attribute", "SignalboxContact=Keyword",
-			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-			"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-			"--sqlite-pragma", "journal_mode=wal",
-			"--sqlite-pragma", "synchronous=normal",
-		},
-	})
+	dev, err := temporaltest.Start(ctx, temporaltest.Options{CLI: cli, HostPort: addr, DBFile: dbFile,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return fmt.Errorf("start temporal dev server: %w", err)
 	}
