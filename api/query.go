@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -173,5 +172,3 @@ func newPage[T any](data []T, next *string) page[T] {
 	}
 	return page[T]{Data: data, NextCursor: next}
 }
-
-var _ = http.StatusOK
