@@ -77,13 +77,10 @@ type StepState struct {
 	Waiting string `json:"waiting,omitempty"`
 }
 
-// Change ids for workflow.GetVersion. Each marks a behaviour change that
-// running enrollments started before it must not see; the saved histories
-// in testdata/histories prove old runs still replay.
-const (
-	versionWaitFromStepStart = "wait-timer-from-step-start"
-	versionLocalBookkeeping  = "local-bookkeeping"
-)
+// Behaviour changes to this workflow go behind workflow.GetVersion with a
+// change id declared here, and a history recorded with the new code joins
+// testdata/histories, where every saved history must keep replaying. There
+// are none yet: the first release folded in the changes made before it.
 
 // a is only used for its method values: the SDK takes activity names from
 // them, and the worker registers the real instance.
@@ -97,9 +94,6 @@ type run struct {
 	seen    map[string]bool
 	seq     int
 	state   StepState
-	// local runs the bookkeeping activities as local activities: no task
-	// round trip through the server for a log line or an index write.
-	local bool
 }
 
 // Enrollment interprets an automation for one contact. An exit event
@@ -117,7 +111,6 @@ func Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, err
 	if err := workflow.SetQueryHandler(ctx, CurrentStepQuery, func() (StepState, error) { return r.state, nil }); err != nil {
 		return EnrollmentResult{}, err
 	}
-	r.local = workflow.GetVersion(ctx, versionLocalBookkeeping, workflow.DefaultVersion, 1) >= 1
 	err := r.steps(ctx, in.Definition.Steps)
 	r.drain(ctx)
 
@@ -235,13 +228,9 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 		// recorded from now on resumes it through the record path.
 		r.log(ctx, s, "waiting", map[string]any{"event": w.Event, "timeout": w.Timeout.String()})
 		tctx, cancelTimer := workflow.WithCancel(ctx)
-		// Version 1 times the wait from when the step began, as the index
-		// row's expires_at does, rather than from after registration.
-		timeout := w.Timeout.Std()
-		if workflow.GetVersion(ctx, versionWaitFromStepStart, workflow.DefaultVersion, 1) >= 1 {
-			timeout = max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond)
-		}
-		timer := workflow.NewTimer(tctx, timeout)
+		// The wait is timed from when the step began, as the index row's
+		// expires_at is, not from after registration.
+		timer := workflow.NewTimer(tctx, max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
 		timedOut := false
 		for got == nil && !timedOut {
 			sel := workflow.NewSelector(ctx)
@@ -284,14 +273,11 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 	return r.steps(ctx, w.Yes)
 }
 
-// book runs a bookkeeping activity: a quick write or read of the
-// enrollment's own records. From version 1 of versionLocalBookkeeping it
-// runs as a local activity in the worker that runs the workflow.
+// book runs a bookkeeping activity, a quick write or read of the
+// enrollment's own records, as a local activity in the worker that runs the
+// workflow: no task round trip through the server for each.
 func (r *run) book(ctx workflow.Context, fn, in, out any) error {
-	if r.local {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localBookkeeping), fn, in).Get(ctx, out)
-	}
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, bookkeeping), fn, in).Get(ctx, out)
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localBookkeeping), fn, in).Get(ctx, out)
 }
 
 // log appends a line to the enrollment's step log.

@@ -43,7 +43,7 @@ var updateHistories = flag.Bool("update-histories", false,
 // historyGeneration prefixes the names of the histories written now. Bump
 // it with a change that goes behind workflow.GetVersion, so that the new
 // histories are added beside the old ones, which must keep replaying.
-const historyGeneration = "v3"
+const historyGeneration = "v1"
 
 // historyIdentity is the client and worker identity in saved histories, in
 // place of a process id and host name.

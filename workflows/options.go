@@ -9,9 +9,9 @@ import (
 	"github.com/signalbox/signalbox/activities"
 )
 
-// bookkeeping runs the activities that keep the enrollment's own records:
-// quick database writes, retried until they succeed.
-var bookkeeping = workflow.ActivityOptions{
+// localBookkeeping runs the local activities that keep the enrollment's
+// own records: quick database writes and reads, retried until they succeed.
+var localBookkeeping = workflow.LocalActivityOptions{
 	StartToCloseTimeout: 15 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:        200 * time.Millisecond,
@@ -19,13 +19,6 @@ var bookkeeping = workflow.ActivityOptions{
 		MaximumInterval:        30 * time.Second,
 		NonRetryableErrorTypes: []string{activities.ErrTypeInvalid},
 	},
-}
-
-// localBookkeeping is bookkeeping as local activities: the same retries,
-// without a task round trip through the server for each.
-var localBookkeeping = workflow.LocalActivityOptions{
-	StartToCloseTimeout: 15 * time.Second,
-	RetryPolicy:         bookkeeping.RetryPolicy,
 }
 
 // actions runs side effects on the outside world: webhooks and email get a
