@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,53 +17,6 @@ import (
 // the enrollments and waits of other contacts for the flatness phase), and
 // the counts that tell when a phase's enrollments are where it needs them.
 // Everything measured goes through the API.
-
-// newDatabaseName returns signalbox_actbench_ and 8 random hex digits.
-func newDatabaseName() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "signalbox_actbench_" + hex.EncodeToString(b[:])
-}
-
-// withDatabase points a connection string (URL or keyword/value) at name.
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("parse database url: %w", err)
-		}
-		u.Path, u.RawPath = "/"+name, ""
-		return u.String(), nil
-	}
-	// In the keyword/value form a later keyword wins.
-	return strings.TrimSpace(dsn) + " dbname=" + name, nil
-}
-
-// createDatabase makes the throwaway database on the server at serverURL.
-func createDatabase(ctx context.Context, serverURL, name string) error {
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		return fmt.Errorf("connect to PostgreSQL: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
-}
-
-// dropDatabase removes the throwaway database, disconnecting anyone left.
-func dropDatabase(serverURL, name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	return err
-}
 
 // serverVersion reads PostgreSQL's short version string.
 func serverVersion(ctx context.Context, s *store.Store) string {

@@ -76,21 +76,15 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 	}()
 
 	// The throwaway database.
-	s.serverURL, s.dbName = o.databaseURL, newDatabaseName()
-	if s.dbURL, err = withDatabase(o.databaseURL, s.dbName); err != nil {
-		return s, err
-	}
-	if err := createDatabase(ctx, s.serverURL, s.dbName); err != nil {
+	s.serverURL = o.databaseURL
+	if s.dbName, s.dbURL, err = store.CreateScratchDatabase(ctx, s.serverURL, "signalbox_actbench_"); err != nil {
 		return s, err
 	}
 	s.onClose(func() {
-		if err := dropDatabase(s.serverURL, s.dbName); err != nil {
+		if err := store.DropDatabase(s.serverURL, s.dbName); err != nil {
 			fmt.Fprintf(progress, "drop database %s: %v\n", s.dbName, err)
 		}
 	})
-	if _, err := store.Migrate(ctx, s.dbURL); err != nil {
-		return s, err
-	}
 
 	// Production's settings, from the environment like `signalbox dev`,
 	// pointed at the throwaway servers.

@@ -43,19 +43,11 @@ func (b *bench) logf(format string, args ...any) {
 // setup makes the database, the workspace, the API process and the
 // contacts.
 func (b *bench) setup(ctx context.Context) error {
-	b.dbName = newDatabaseName()
 	var err error
-	if b.dbURL, err = withDatabase(b.cfg.databaseURL, b.dbName); err != nil {
+	if b.dbName, b.dbURL, err = store.CreateScratchDatabase(ctx, b.cfg.databaseURL, "signalbox_bench_"); err != nil {
 		return err
 	}
-	b.logf("creating database %s", b.dbName)
-	if err := createDatabase(ctx, b.cfg.databaseURL, b.dbName); err != nil {
-		b.dbName = "" // nothing to drop
-		return err
-	}
-	if _, err := store.Migrate(ctx, b.dbURL); err != nil {
-		return err
-	}
+	b.logf("created database %s", b.dbName)
 	st, err := store.Open(ctx, b.dbURL, store.Config{MaxConns: 2})
 	if err != nil {
 		return err
@@ -115,7 +107,7 @@ func (b *bench) cleanup() {
 		b.harness.Close()
 	}
 	if b.dbName != "" {
-		if err := dropDatabase(b.cfg.databaseURL, b.dbName); err != nil {
+		if err := store.DropDatabase(b.cfg.databaseURL, b.dbName); err != nil {
 			b.logf("could not drop database %s: %v", b.dbName, err)
 		} else {
 			b.logf("dropped database %s", b.dbName)

@@ -52,19 +52,6 @@ func TestMedian(t *testing.T) {
 	require.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
 }
 
-func TestWithDatabase(t *testing.T) {
-	t.Parallel()
-	got, err := withDatabase("postgres://postgres:secret@127.0.0.1:5432/postgres?sslmode=disable", "signalbox_bench_1")
-	require.NoError(t, err)
-	require.Equal(t, "postgres://postgres:secret@127.0.0.1:5432/signalbox_bench_1?sslmode=disable", got)
-	got, err = withDatabase("postgresql://h", "b")
-	require.NoError(t, err)
-	require.Equal(t, "postgresql://h/b", got)
-	got, err = withDatabase("host=/tmp dbname=postgres", "b")
-	require.NoError(t, err)
-	require.Equal(t, "host=/tmp dbname=postgres dbname=b", got)
-}
-
 func TestThousands(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "0", thousands(0))

@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,55 +12,6 @@ import (
 // The harness's own SQL lives here: the throwaway database, the baseline
 // table and truncation between phases. Signalbox's tables are written only
 // through the API.
-
-// newDatabaseName returns signalbox_bench_ and 8 random hex digits.
-func newDatabaseName() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "signalbox_bench_" + hex.EncodeToString(b[:])
-}
-
-// withDatabase returns the connection string dsn pointed at database name,
-// for both URL and keyword/value forms.
-func withDatabase(dsn, name string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return "", fmt.Errorf("parse database url: %w", err)
-		}
-		u.Path = "/" + name
-		u.RawPath = ""
-		return u.String(), nil
-	}
-	// In the keyword/value form a later keyword wins.
-	return strings.TrimSpace(dsn) + " dbname=" + name, nil
-}
-
-// createDatabase makes the throwaway database on the server at serverURL.
-func createDatabase(ctx context.Context, serverURL, name string) error {
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", redact(serverURL), err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
-}
-
-// dropDatabase removes the throwaway database, disconnecting anyone left.
-func dropDatabase(serverURL, name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-	return err
-}
 
 // createBaselineTable makes bench_events like events: same columns, types,
 // defaults, checks and indexes, but no foreign key (LIKE never copies
@@ -127,22 +73,4 @@ func serverVersion(ctx context.Context, pool *pgxpool.Pool) string {
 		return "unknown"
 	}
 	return v
-}
-
-// redact hides a password in a connection string for messages.
-func redact(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return "the keyword/value connection string"
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "the connection string"
-	}
-	if u.User == nil {
-		return dsn
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }

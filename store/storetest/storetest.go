@@ -8,15 +8,10 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/signalbox/signalbox/store"
 )
@@ -94,41 +89,13 @@ func create() (string, error) {
 	return u, err
 }
 
-// createDatabase makes and migrates a database named at random on the
-// server of base.
+// createDatabase makes and migrates a database of its own on the server of
+// base.
 func createDatabase(base string) (name, dbURL string, err error) {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", "", fmt.Errorf("connect to %s: %w", redact(base), err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name = "signalbox_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", "", fmt.Errorf("create database: %w", err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", "", err
-	}
-	u.Path = "/" + name
-	if _, err := store.Migrate(ctx, u.String()); err != nil {
-		return "", "", err
-	}
-	return name, u.String(), nil
+	return store.CreateScratchDatabase(context.Background(), base, "signalbox_test_")
 }
 
-func dropDatabase(base, name string) {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-}
+func dropDatabase(base, name string) { _ = store.DropDatabase(base, name) }
 
 // Cleanup drops the test database; call it from TestMain after m.Run.
 func Cleanup() {
@@ -142,12 +109,4 @@ func Main(m *testing.M) {
 	code := m.Run()
 	Cleanup()
 	os.Exit(code)
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the database"
-	}
-	return u.Redacted()
 }
