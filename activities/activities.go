@@ -101,7 +101,7 @@ func (a *Activities) vars(ctx context.Context, s Scope) (conditions.Vars, error)
 	if err != nil {
 		return conditions.Vars{}, permanent(ErrTypeInvalid, err)
 	}
-	c, err := a.Store.ContactByID(ctx, ws, contactID)
+	c, err := a.Store.GetContact(ctx, ws, contactID)
 	if errors.Is(err, store.ErrNotFound) {
 		return conditions.Vars{}, permanent(ErrTypeNotFound, fmt.Errorf("contact %s no longer exists", contactID))
 	}
@@ -246,7 +246,7 @@ func (a *Activities) RegisterWait(ctx context.Context, in WaitInput) (WaitResult
 		BeganAt: in.BeganAt, ExpiresAt: in.ExpiresAt}
 	var contact *store.Contact
 	if in.Condition != "" {
-		c, err := a.Store.ContactByID(ctx, ws, contactID)
+		c, err := a.Store.GetContact(ctx, ws, contactID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return WaitResult{}, err
 		}

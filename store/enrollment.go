@@ -242,11 +242,6 @@ func loadTriggerEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID) (TriggerEven
 	return ev, notFound(err)
 }
 
-// ContactByID reads a contact for an enrollment's steps.
-func (s *Store) ContactByID(ctx context.Context, workspaceID, id uuid.UUID) (Contact, error) {
-	return s.GetContact(ctx, workspaceID, id)
-}
-
 // WebhookSecret returns the workspace's key for signing outbound webhooks.
 func (s *Store) WebhookSecret(ctx context.Context, workspaceID uuid.UUID) ([]byte, error) {
 	var secret []byte
