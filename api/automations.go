@@ -135,7 +135,7 @@ func (s *Server) getAutomation(c *gin.Context) {
 
 func (s *Server) listAutomations(c *gin.Context) {
 	q := query{c: c}
-	limit, before := q.limit(), q.contactCursor()
+	limit, before := q.limit(), q.idCursor()
 	if err := q.err(); err != nil {
 		_ = c.Error(err)
 		return
@@ -151,7 +151,7 @@ func (s *Server) listAutomations(c *gin.Context) {
 	}
 	var next *string
 	if more {
-		next = encodeContactCursor(list[len(list)-1].ID)
+		next = encodeIDCursor(list[len(list)-1].ID)
 	}
 	c.JSON(http.StatusOK, newPage(out, next))
 }
@@ -188,7 +188,7 @@ type enrollmentResponse struct {
 func (s *Server) listEnrollments(c *gin.Context) {
 	q := query{c: c}
 	f := store.EnrollmentFilter{AutomationID: q.uuid("automation_id"), ContactID: q.uuid("contact_id"),
-		Status: c.Query("status"), Limit: q.limit(), Before: q.contactCursor()}
+		Status: c.Query("status"), Limit: q.limit(), Before: q.idCursor()}
 	switch f.Status {
 	case "", store.EnrollmentActive, store.EnrollmentCompleted, store.EnrollmentExited, store.EnrollmentFailed:
 	default:
@@ -205,7 +205,7 @@ func (s *Server) listEnrollments(c *gin.Context) {
 	}
 	var next *string
 	if more {
-		next = encodeContactCursor(list[len(list)-1].ID)
+		next = encodeIDCursor(list[len(list)-1].ID)
 	}
 	c.JSON(http.StatusOK, newPage(list, next))
 }

@@ -61,7 +61,7 @@ func (s *Server) getContact(c *gin.Context) {
 
 func (s *Server) listContacts(c *gin.Context) {
 	q := query{c: c}
-	f := store.ContactFilter{Email: q.email(), Limit: q.limit(), Before: q.contactCursor()}
+	f := store.ContactFilter{Email: q.email(), Limit: q.limit(), Before: q.idCursor()}
 	if err := q.err(); err != nil {
 		_ = c.Error(err)
 		return
@@ -73,7 +73,7 @@ func (s *Server) listContacts(c *gin.Context) {
 	}
 	var next *string
 	if more {
-		next = encodeContactCursor(contacts[len(contacts)-1].ID)
+		next = encodeIDCursor(contacts[len(contacts)-1].ID)
 	}
 	c.JSON(http.StatusOK, newPage(contacts, next))
 }

@@ -131,8 +131,9 @@ func encodeEventCursor(c *store.EventCursor) *string {
 	return &s
 }
 
-// contactCursor decodes the cursor of a contact listing: the last id seen.
-func (q *query) contactCursor() uuid.UUID {
+// idCursor decodes the cursor of a listing ordered by id (contacts,
+// automations, enrollments): the last id seen.
+func (q *query) idCursor() uuid.UUID {
 	v := q.c.Query("cursor")
 	if v == "" {
 		return uuid.Nil
@@ -145,7 +146,7 @@ func (q *query) contactCursor() uuid.UUID {
 	return id
 }
 
-func encodeContactCursor(id uuid.UUID) *string {
+func encodeIDCursor(id uuid.UUID) *string {
 	s := base64.RawURLEncoding.EncodeToString([]byte(id.String()))
 	return &s
 }
