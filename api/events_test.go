@@ -113,6 +113,7 @@ func TestIngestRefusesBadInput(t *testing.T) {
 		{"both contact ways", base(map[string]any{"contact_id": "01900000-0000-7000-8000-000000000000"}), 422, "validation_failed", []string{"email"}},
 		{"bad email", base(map[string]any{"email": "not-an-email"}), 422, "validation_failed", []string{"email"}},
 		{"bad contact id", map[string]any{"name": "x", "contact_id": "nope"}, 422, "validation_failed", []string{"contact_id"}},
+		{"nil contact id", map[string]any{"name": "x", "contact_id": "00000000-0000-0000-0000-000000000000"}, 422, "validation_failed", []string{"contact_id"}},
 		{"create needs email", map[string]any{"name": "x", "contact_id": "01900000-0000-7000-8000-000000000000", "create_if_missing": true}, 422, "validation_failed", []string{"create_if_missing"}},
 		{"create_if_missing not bool", base(map[string]any{"create_if_missing": "yes"}), 422, "validation_failed", []string{"create_if_missing"}},
 		{"properties not object", base(map[string]any{"properties": []int{1}}), 422, "validation_failed", []string{"properties"}},

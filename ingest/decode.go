@@ -131,8 +131,13 @@ func decodeEvent(data []byte, now time.Time) (store.EventInput, []FieldError) {
 		d.fail("email", CodeInvalid, "give contact_id or email, not both")
 	case hasID:
 		id, err := uuid.Parse(idText)
-		if err != nil {
+		switch {
+		case err != nil:
 			d.fail("contact_id", CodeInvalid, "contact_id must be a UUID")
+		case id == uuid.Nil:
+			// The nil UUID names no contact; letting it through would leave
+			// the event with no contact reference at all.
+			d.fail("contact_id", CodeInvalid, "contact_id must not be the nil UUID")
 		}
 		in.ContactID = id
 	case hasEmail:
