@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 )
 
 func env(m map[string]string) func(string) string {
@@ -23,6 +24,9 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 5*time.Second, c.TriggerCacheTTL)
 	require.Equal(t, time.Second, c.OutboxPoll)
 	require.Equal(t, 100, c.WorkerConcurrency)
+	require.Equal(t, 8, c.WorkerPollers)
+	require.Equal(t, "none", c.TemporalCompression)
+	require.IsType(t, &client.GrpcCompressionNone{}, c.GrpcCompression())
 	require.False(t, c.Tracing)
 	require.False(t, c.WebhookAllowPrivate)
 }
@@ -32,6 +36,7 @@ func TestSettings(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
 		"DATABASE_URL": "postgres://x", "HTTP_ADDR": ":9000", "EVENT_RETENTION": "30d",
 		"AUTH_CACHE_TTL": "1s", "DB_MAX_CONNS": "40", "INGEST_COMMITTERS": "3", "WEBHOOK_ALLOW_PRIVATE": "true",
+		"WORKER_POLLERS": "16", "TEMPORAL_COMPRESSION": "gzip",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "LOG_FORMAT": "text", "LOG_LEVEL": "debug",
 	}))
 	require.NoError(t, err)
@@ -39,6 +44,8 @@ func TestSettings(t *testing.T) {
 	require.Equal(t, time.Second, c.AuthCacheTTL)
 	require.EqualValues(t, 40, c.DBMaxConns)
 	require.Equal(t, 3, c.Committers)
+	require.Equal(t, 16, c.WorkerPollers)
+	require.IsType(t, &client.GrpcCompressionGzip{}, c.GrpcCompression())
 	require.True(t, c.WebhookAllowPrivate)
 	require.True(t, c.Tracing)
 	require.Equal(t, "text", c.LogFormat)
@@ -58,6 +65,8 @@ func TestBadValuesFailFast(t *testing.T) {
 		"INGEST_COMMITTERS":     "many",
 		"WEBHOOK_ALLOW_PRIVATE": "perhaps",
 		"WORKER_CONCURRENCY":    "-3",
+		"WORKER_POLLERS":        "5000",
+		"TEMPORAL_COMPRESSION":  "zstd",
 		"HTTP_ADDR":             "no-port",
 		"LOG_LEVEL":             "loud",
 		"LOG_FORMAT":            "xml",

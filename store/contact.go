@@ -163,18 +163,18 @@ func (s *Store) ListContacts(ctx context.Context, workspaceID uuid.UUID, f Conta
 // PatchContact applies patch to a contact of the workspace. It returns
 // ErrConflict when the new email belongs to another contact.
 func (s *Store) PatchContact(ctx context.Context, workspaceID, id uuid.UUID, patch ContactPatch) (Contact, error) {
-	var c Contact
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		c, err = patchContact(ctx, tx, workspaceID, `id = $2`, id, patch)
-		return err
-	})
-	return c, err
+	// One statement: no transaction around it.
+	return patchContact(ctx, s.pool, workspaceID, `id = $2`, id, patch)
+}
+
+// rowQuerier is what patchContact needs: a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // patchContact updates the contact matched by where ($1 is the workspace, $2
 // the key) and returns it.
-func patchContact(ctx context.Context, tx pgx.Tx, workspaceID uuid.UUID, where string, key any, p ContactPatch) (Contact, error) {
+func patchContact(ctx context.Context, tx rowQuerier, workspaceID uuid.UUID, where string, key any, p ContactPatch) (Contact, error) {
 	set := p.Set
 	if len(set) == 0 {
 		set = json.RawMessage(`{}`)

@@ -115,42 +115,37 @@ func (s *Store) RecordStep(ctx context.Context, enrollmentID uuid.UUID, st StepR
 	if len(detail) == 0 {
 		detail = json.RawMessage(`{}`)
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO enrollment_steps (enrollment_id, seq, step_id, step_type, outcome, detail)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, enrollmentID, st.Seq, st.StepID, st.Type, st.Outcome, detail)
-		if err != nil {
-			return fmt.Errorf("record step: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			_, err = tx.Exec(ctx, `UPDATE enrollments SET current_step = $2 WHERE id = $1 AND status = 'active'`,
-				enrollmentID, st.StepID)
-		}
-		return err
-	})
+	// One statement, so one round trip: the line, and the current step
+	// when the line is new.
+	_, err := s.pool.Exec(ctx, `WITH line AS (
+			INSERT INTO enrollment_steps (enrollment_id, seq, step_id, step_type, outcome, detail)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING enrollment_id)
+		UPDATE enrollments SET current_step = $3 WHERE id = (SELECT enrollment_id FROM line) AND status = 'active'`,
+		enrollmentID, st.Seq, st.StepID, st.Type, st.Outcome, detail)
+	if err != nil {
+		return fmt.Errorf("record step: %w", err)
+	}
+	return nil
 }
 
 // FinishEnrollment ends an enrollment. Completing one whose exit event was
 // already recorded ends it as exited: the exit won. It returns the status
 // it ended with; finishing twice keeps the first outcome.
 func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, status, reason string) (string, error) {
+	// One statement (its parts see the same snapshot and commit together),
+	// so one round trip.
 	var final string
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE enrollments SET
+	err := s.pool.QueryRow(ctx, `WITH ended AS (
+			UPDATE enrollments SET
 			status = CASE WHEN status <> 'active' THEN status
 			              WHEN $2 = 'completed' AND exit_event_id IS NOT NULL THEN 'exited' ELSE $2 END,
 			reason = CASE WHEN status <> 'active' THEN reason ELSE nullif($3, '') END,
 			ended_at = coalesce(ended_at, now()), current_step = CASE WHEN status = 'active' THEN NULL ELSE current_step END
-			WHERE id = $1 RETURNING status`, enrollmentID, status, reason).Scan(&final)
-		if err != nil {
-			return notFound(err)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1`, enrollmentID); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM enrollment_exits WHERE enrollment_id = $1`, enrollmentID)
-		return err
-	})
-	return final, err
+			WHERE id = $1 RETURNING status),
+		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = $1),
+		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = $1)
+		SELECT status FROM ended`, enrollmentID, status, reason).Scan(&final)
+	return final, notFound(err)
 }
 
 // RegisterWait writes a wait to the index the record path reads, then looks

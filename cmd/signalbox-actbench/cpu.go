@@ -82,6 +82,19 @@ func (s cpuSample) usage(later cpuSample) cpuUsage {
 	return u
 }
 
+// plus adds two usages field by field.
+func (u cpuUsage) plus(v cpuUsage) cpuUsage {
+	return cpuUsage{Bench: u.Bench + v.Bench, Temporal: u.Temporal + v.Temporal, Postgres: u.Postgres + v.Postgres,
+		Other: u.Other + v.Other, TemporalSec: u.TemporalSec + v.TemporalSec, BenchSec: u.BenchSec + v.BenchSec,
+		PostgresSec: u.PostgresSec + v.PostgresSec}
+}
+
+// scaled multiplies every field by k (to weigh a window by its length).
+func (u cpuUsage) scaled(k float64) cpuUsage {
+	return cpuUsage{Bench: u.Bench * k, Temporal: u.Temporal * k, Postgres: u.Postgres * k, Other: u.Other * k,
+		TemporalSec: u.TemporalSec * k, BenchSec: u.BenchSec * k, PostgresSec: u.PostgresSec * k}
+}
+
 // machineBusy is the machine's non-idle ticks, from /proc/stat.
 func machineBusy() (uint64, error) {
 	raw, err := os.ReadFile("/proc/stat")

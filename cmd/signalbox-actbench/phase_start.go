@@ -46,9 +46,10 @@ func (b *bench) actTenant(ctx context.Context) (*tenant, error) {
 	return t, nil
 }
 
-// startSide is one side's figures in the start phase. Rates are over the
-// measured window; costs are CPU per workflow over the whole run (warm-up,
-// window and drain), when nothing else ran.
+// startSide is one side's figures in the start phase, pooled over its
+// runs. Rates are over the measured windows; costs are CPU per workflow
+// over the whole runs (warm-ups, windows and drains), when nothing else
+// ran.
 type startSide struct {
 	Started   float64  `json:"started_per_s"`
 	First     float64  `json:"first_activity_per_s"`
@@ -56,6 +57,9 @@ type startSide struct {
 	DrainSec  float64  `json:"drain_s"`
 	Workflows int      `json:"workflows"`
 	Window    cpuUsage `json:"cpu_window"`
+	// Runs are the side's runs in the order they ran, each with its own
+	// rate: how far they differ shows how steady the machine was.
+	Runs []startRunFigures `json:"runs"`
 	// HistoryEvents is the history length of one of the side's workflows.
 	HistoryEvents int64 `json:"history_events"`
 	HistoryBytes  int64 `json:"history_bytes"`
@@ -63,6 +67,45 @@ type startSide struct {
 	TemporalMS float64 `json:"temporal_cpu_ms_per_workflow"`
 	BenchMS    float64 `json:"bench_cpu_ms_per_workflow"`
 	PostgresMS float64 `json:"postgres_cpu_ms_per_workflow"`
+}
+
+// startRunFigures is one run of one side: its counts in its window, and
+// the CPU it used from its start to the end of its drain.
+type startRunFigures struct {
+	Order     int      `json:"order"`
+	Seconds   float64  `json:"window_s"`
+	Started   int      `json:"started"`
+	First     int      `json:"first_activity"`
+	Completed int      `json:"completed"`
+	DrainSec  float64  `json:"drain_s"`
+	Workflows int      `json:"workflows"`
+	Window    cpuUsage `json:"cpu_window"`
+	Run       cpuUsage `json:"cpu_run"`
+}
+
+// pool sums a side's runs into its figures.
+func (s *startSide) pool() {
+	var secs, started, first, completed float64
+	var run cpuUsage
+	s.Workflows, s.DrainSec, s.Window = 0, 0, cpuUsage{}
+	for _, r := range s.Runs {
+		secs += r.Seconds
+		started += float64(r.Started)
+		first += float64(r.First)
+		completed += float64(r.Completed)
+		s.DrainSec += r.DrainSec
+		s.Workflows += r.Workflows
+		s.Window = s.Window.plus(r.Window.scaled(r.Seconds))
+		run = run.plus(r.Run)
+	}
+	if secs > 0 {
+		s.Started, s.First, s.Completed = started/secs, first/secs, completed/secs
+		s.Window = s.Window.scaled(1 / secs)
+	}
+	if s.Workflows > 0 {
+		per := func(sec float64) float64 { return sec * 1000 / float64(s.Workflows) }
+		s.TemporalMS, s.BenchMS, s.PostgresMS = per(run.TemporalSec), per(run.BenchSec), per(run.PostgresSec)
+	}
 }
 
 // startResult is the start phase.
@@ -75,6 +118,13 @@ type startResult struct {
 	Shaped startSide `json:"shaped"`
 }
 
+// startOrder is the order of the start phase's runs: mirrored, so that
+// whatever drifts during the phase (the dev server's database grows with
+// every workflow; the shared machine's load comes and goes) weighs on
+// every side alike. Run one after the other, the last side measured
+// slower than the first on identical workflows.
+var startOrder = []string{"baseline", "shaped", "signalbox", "signalbox", "shaped", "baseline"}
+
 // startPhase measures how many workflows per second each side starts, and
 // sustains, with -clients clients, each of which sends its next request
 // once the workflow of its previous one has returned. Both sides thus keep
@@ -83,88 +133,105 @@ type startResult struct {
 // measure something else: the dev server then accepts starts at several
 // times the rate it runs them, and the window ends with a backlog, on
 // both sides; in a trial, 285 starts/s ran their first activity at 8/s.)
+// Each side runs twice, in startOrder, and its figures pool both runs.
 func (b *bench) startPhase(ctx context.Context, rep *report) error {
-	fmt.Fprintf(b.progress, "start phase: %d clients, %s + %s per side\n", b.o.clients, b.o.warmup, b.o.duration)
+	fmt.Fprintf(b.progress, "start phase: %d clients, %d runs of %s + %s\n", b.o.clients, len(startOrder), b.o.warmup, b.o.duration)
 	t, err := b.actTenant(ctx)
 	if err != nil {
 		return err
 	}
-	var res startResult
-
-	// Baseline: SignalWithStartWorkflow of a one-activity workflow.
-	err = b.withWorker(bareWorker, func() error {
-		var seq atomic.Int64
-		res.Baseline, err = b.startRun(ctx, "start-baseline", func(ctx context.Context) error {
-			id := fmt.Sprintf("bare-start-%d", seq.Add(1))
-			if _, err := b.s.tc.SignalWithStartWorkflow(ctx, id, bareSignal, bareInput{Key: id},
-				client.StartWorkflowOptions{ID: id, TaskQueue: bareQueue}, bareStepWorkflow, bareInput{Key: id}); err != nil {
-				return err
-			}
-			_, err := b.s.probe.wait(ctx, markDone, id, b.o.timeout)
-			return err
-		}, func() int { return b.s.probe.count(markStarted, time.Time{}, time.Time{}) })
-		if err == nil {
-			res.Baseline.HistoryEvents, res.Baseline.HistoryBytes, err = b.historyLength(ctx, "bare-start-1")
-		}
-		if err != nil {
-			return err
-		}
-		// The enrollment-shaped bare workflow.
-		seq.Store(0)
-		res.Shaped, err = b.startRun(ctx, "start-shaped", func(ctx context.Context) error {
-			id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
-			if _, err := b.s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID: id, TaskQueue: bareQueue,
-				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				WorkflowExecutionErrorWhenAlreadyStarted: true,
-				TypedSearchAttributes: temporal.NewSearchAttributes(
-					workflows.WorkspaceAttribute.ValueSet(uuid.NewString()),
-					workflows.AutomationAttribute.ValueSet(uuid.NewString()),
-					workflows.ContactAttribute.ValueSet(uuid.NewString())),
-			}, bareShapedWorkflow, bareInput{Key: id}); err != nil {
-				return err
-			}
-			_, err := b.s.probe.wait(ctx, markDone, id, b.o.timeout)
-			return err
-		}, func() int { return b.s.probe.count(markStarted, time.Time{}, time.Time{}) })
-		if err == nil {
-			res.Shaped.HistoryEvents, res.Shaped.HistoryBytes, err = b.historyLength(ctx, "bare-shaped-1")
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-
-	// Signalbox: POST /v1/events, each event triggering one enrollment of a
-	// distinct contact, then wait for the dispatcher to start it.
 	ids, err := copyContacts(ctx, b.s.store, t.ws.ID, "start", 50_000)
 	if err != nil {
 		return err
 	}
 	pool := &contactPool{ids: ids}
+	var seq atomic.Int64
 	var accepted atomic.Int64
-	err = b.withWorker(enrollmentWorker, func() error {
-		res.Signalbox, err = b.startRun(ctx, "start-signalbox", func(ctx context.Context) error {
-			c, err := pool.next()
+	probeCount := func() int { return b.s.probe.count(markStarted, time.Time{}, time.Time{}) }
+
+	type sideSpec struct {
+		side   *startSide
+		worker workerKind
+		op     func(context.Context) error
+		want   func() int
+		// history names a workflow of the run, to read its length.
+		history func() string
+	}
+	var res startResult
+	specs := map[string]sideSpec{
+		// SignalWithStartWorkflow of a one-activity workflow.
+		"baseline": {side: &res.Baseline, worker: bareWorker, want: probeCount,
+			op: func(ctx context.Context) error {
+				id := fmt.Sprintf("bare-start-%d", seq.Add(1))
+				if _, err := b.s.tc.SignalWithStartWorkflow(ctx, id, bareSignal, bareInput{Key: id},
+					client.StartWorkflowOptions{ID: id, TaskQueue: bareQueue}, bareStepWorkflow, bareInput{Key: id}); err != nil {
+					return err
+				}
+				_, err := b.s.probe.wait(ctx, markDone, id, b.o.timeout)
+				return err
+			},
+			history: func() string { return b.s.probe.anyKey(markDone, "bare-start-") }},
+		// The enrollment-shaped bare workflow.
+		"shaped": {side: &res.Shaped, worker: bareWorker, want: probeCount,
+			op: func(ctx context.Context) error {
+				id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
+				if _, err := b.s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+					ID: id, TaskQueue: bareQueue,
+					WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+					WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+					WorkflowExecutionErrorWhenAlreadyStarted: true,
+					TypedSearchAttributes: temporal.NewSearchAttributes(
+						workflows.WorkspaceAttribute.ValueSet(uuid.NewString()),
+						workflows.AutomationAttribute.ValueSet(uuid.NewString()),
+						workflows.ContactAttribute.ValueSet(uuid.NewString())),
+				}, bareShapedWorkflow, bareInput{Key: id}); err != nil {
+					return err
+				}
+				_, err := b.s.probe.wait(ctx, markDone, id, b.o.timeout)
+				return err
+			},
+			history: func() string { return b.s.probe.anyKey(markDone, "bare-shaped-") }},
+		// POST /v1/events, each event triggering one enrollment of a
+		// distinct contact, then wait for the dispatcher to start it.
+		"signalbox": {side: &res.Signalbox, worker: enrollmentWorker,
+			want: func() int { return int(accepted.Load()) },
+			op: func(ctx context.Context) error {
+				c, err := pool.next()
+				if err != nil {
+					return err
+				}
+				if err := t.event(ctx, startEvent, c, 1, 0); err != nil {
+					return err
+				}
+				accepted.Add(1)
+				_, err = b.s.probe.wait(ctx, markDone, c.String(), b.o.timeout)
+				return err
+			},
+			history: func() string { return b.s.probe.anyKey(markFirst, "enrollment-") }},
+	}
+	for i, name := range startOrder {
+		spec := specs[name]
+		accepted.Store(0)
+		err := b.withWorker(spec.worker, func() error {
+			run, err := b.startRun(ctx, fmt.Sprintf("start-%d-%s", i+1, name), spec.op, spec.want)
 			if err != nil {
 				return err
 			}
-			if err := t.event(ctx, startEvent, c, 1, 0); err != nil {
-				return err
+			run.Order = i + 1
+			spec.side.Runs = append(spec.side.Runs, run)
+			if spec.side.HistoryEvents == 0 {
+				spec.side.HistoryEvents, spec.side.HistoryBytes, err = b.historyLength(ctx, spec.history())
 			}
-			accepted.Add(1)
-			_, err = b.s.probe.wait(ctx, markDone, c.String(), b.o.timeout)
 			return err
-		}, func() int { return int(accepted.Load()) })
-		if err == nil {
-			res.Signalbox.HistoryEvents, res.Signalbox.HistoryBytes, err = b.historyLength(ctx, b.s.probe.anyKey(markFirst, "enrollment-"))
+		})
+		if err != nil {
+			return err
 		}
-		return err
-	})
-	if err != nil {
-		return err
+		b.logf("run %d, %s: %.1f started/s", i+1, name, float64(spec.side.Runs[len(spec.side.Runs)-1].Started)/
+			spec.side.Runs[len(spec.side.Runs)-1].Seconds)
+	}
+	for _, spec := range specs {
+		spec.side.pool()
 	}
 	if n, err := activeEnrollments(ctx, b.s.store, t.ws.ID); err != nil || n != 0 {
 		return fmt.Errorf("%d enrollments still active after every workflow returned (%v)", n, err)
@@ -175,32 +242,28 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 	return nil
 }
 
-// startRun runs one side: the closed loop, then a drain until every
+// startRun runs one side once: the closed loop, then a drain until every
 // workflow it started has returned; want says how many that is.
-func (b *bench) startRun(ctx context.Context, name string, op func(context.Context) error, want func() int) (startSide, error) {
+func (b *bench) startRun(ctx context.Context, name string, op func(context.Context) error, want func() int) (startRunFigures, error) {
 	p := b.s.probe
 	p.reset()
-	var side startSide
+	var run startRunFigures
 	before := sampleCPU(b.s.devPID)
 	endWindow := b.watchWindow(ctx, name)
 	w, _ := closedLoop(ctx, b.o.clients, b.o.warmup, b.o.duration, &b.fail, op)
-	side.Window = endWindow()
+	run.Window = endWindow()
 	drain, err := b.drain(ctx, want)
 	if err != nil {
-		return side, err
+		return run, err
 	}
-	after := sampleCPU(b.s.devPID)
-	side.Started = float64(p.count(markStarted, w.from, w.to)) / w.seconds()
-	side.First = float64(p.count(markFirst, w.from, w.to)) / w.seconds()
-	side.Completed = float64(p.count(markDone, w.from, w.to)) / w.seconds()
-	side.DrainSec = drain.Seconds()
-	side.Workflows = want()
-	if side.Workflows > 0 {
-		run := before.usage(after)
-		per := func(sec float64) float64 { return sec * 1000 / float64(side.Workflows) }
-		side.TemporalMS, side.BenchMS, side.PostgresMS = per(run.TemporalSec), per(run.BenchSec), per(run.PostgresSec)
-	}
-	return side, nil
+	run.Run = before.usage(sampleCPU(b.s.devPID))
+	run.Seconds = w.seconds()
+	run.Started = p.count(markStarted, w.from, w.to)
+	run.First = p.count(markFirst, w.from, w.to)
+	run.Completed = p.count(markDone, w.from, w.to)
+	run.DrainSec = drain.Seconds()
+	run.Workflows = want()
+	return run, nil
 }
 
 // historyLength reads how many events a workflow's history has, and how

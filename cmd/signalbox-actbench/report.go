@@ -142,6 +142,8 @@ func printReport(w io.Writer, r *report) {
 ratio = signalbox / baseline. Baselines, on the same servers in the same run:
   start    SignalWithStartWorkflow of a workflow that runs one no-op activity, then completes, from
            the same number of clients, each waiting for its workflow to return before the next call.
+           Each side runs twice, in the order baseline, 3act, signalbox, signalbox, 3act, baseline,
+           and its figures pool both runs.
            Signalbox: POST /v1/events, each triggering one enrollment (a single update_contact step,
            which is three activities: the step, its log line, the finish). started = the SDK call /
            the dispatcher's ExecuteWorkflow returned, in the window.
@@ -154,6 +156,22 @@ ratio = signalbox / baseline. Baselines, on the same servers in the same run:
   ingest   the same load without what must not slow it (1 automation; 0 waits); runs in the order
            base, loaded, loaded, base; no Temporal worker runs, the dispatcher delivers throughout.
 `)
+	if s := r.Start; s != nil {
+		fmt.Fprint(w, "\nThe start runs in order (started/s):")
+		for i := range startOrder {
+			for _, side := range []struct {
+				name string
+				s    startSide
+			}{{"baseline", s.Baseline}, {"3act", s.Shaped}, {"signalbox", s.Signalbox}} {
+				for _, run := range side.s.Runs {
+					if run.Order == i+1 && run.Seconds > 0 {
+						fmt.Fprintf(w, "  %d %s %.1f", run.Order, side.name, float64(run.Started)/run.Seconds)
+					}
+				}
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	if lines := r.stageLines(); len(lines) > 0 {
 		fmt.Fprintln(w, "\nWhere the latency goes (ms; stages are measured separately, so they need not add up):")
 		for _, l := range lines {

@@ -127,7 +127,8 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 	// probe on it.
 	if s.tc, err = client.NewLazyClient(client.Options{HostPort: s.cfg.TemporalAddress, Namespace: s.cfg.TemporalNamespace,
 		Logger: errorLogger(progress), Interceptors: []interceptor.ClientInterceptor{s.probe},
-		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(s.probe.unary)}},
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: s.cfg.GrpcCompression(),
+			DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(s.probe.unary)}},
 	}); err != nil {
 		return s, fmt.Errorf("temporal client: %w", err)
 	}
@@ -242,6 +243,8 @@ const (
 func (s *system) startWorker(kind workerKind) (worker.Worker, error) {
 	opts := worker.Options{
 		MaxConcurrentActivityExecutionSize: s.cfg.WorkerConcurrency,
+		MaxConcurrentWorkflowTaskPollers:   s.cfg.WorkerPollers,
+		MaxConcurrentActivityTaskPollers:   s.cfg.WorkerPollers,
 		StickyScheduleToStartTimeout:       time.Minute,
 		Interceptors:                       []interceptor.WorkerInterceptor{s.probe},
 	}

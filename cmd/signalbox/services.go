@@ -89,11 +89,12 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 	// A lazy client: the API keeps accepting events while Temporal is down;
 	// the outbox holds the intents until it is back.
 	tc, err := client.NewLazyClient(client.Options{
-		HostPort:       cfg.TemporalAddress,
-		Namespace:      cfg.TemporalNamespace,
-		Logger:         tlog.NewStructuredLogger(log),
-		MetricsHandler: temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{Meter: tel.Meter.Meter("temporal-sdk")}),
-		Interceptors:   []interceptor.ClientInterceptor{tracingInterceptor(tel)},
+		HostPort:          cfg.TemporalAddress,
+		Namespace:         cfg.TemporalNamespace,
+		Logger:            tlog.NewStructuredLogger(log),
+		MetricsHandler:    temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{Meter: tel.Meter.Meter("temporal-sdk")}),
+		Interceptors:      []interceptor.ClientInterceptor{tracingInterceptor(tel)},
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: cfg.GrpcCompression()},
 	})
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
@@ -196,6 +197,8 @@ func newWorker(tc client.Client, st *store.Store, rec *ingest.Recorder, env *con
 	}
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: cfg.WorkerConcurrency,
+		MaxConcurrentWorkflowTaskPollers:   cfg.WorkerPollers,
+		MaxConcurrentActivityTaskPollers:   cfg.WorkerPollers,
 		// A longer sticky timeout avoids slow fallbacks to the normal queue
 		// on a busy dev server.
 		StickyScheduleToStartTimeout: time.Minute,
