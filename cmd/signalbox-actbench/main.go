@@ -75,6 +75,7 @@ type options struct {
 	profileDir  string
 	timeout     time.Duration
 	phases      map[string]bool
+	startOrder  []string
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
@@ -97,11 +98,24 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.BoolVar(&o.json, "json", false, "also print the results as JSON")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of this process for every measured run into this directory")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait for one workflow's step, or for a phase's workflows to finish")
+	order := fs.String("start-order", strings.Join(defaultStartOrder, ","),
+		"the start phase's runs in order: baseline, shaped or signalbox; baseline and signalbox at least once")
 	phases := fs.String("phases", strings.Join(phaseNames, ","), "comma-separated phases to run: "+strings.Join(phaseNames, ", "))
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	var errs []error
+	o.startOrder = strings.Split(*order, ",")
+	for _, side := range o.startOrder {
+		if !slices.Contains([]string{"baseline", "shaped", "signalbox"}, side) {
+			errs = append(errs, fmt.Errorf("-start-order: unknown side %q (want baseline, shaped or signalbox)", side))
+		}
+	}
+	for _, side := range []string{"baseline", "signalbox"} {
+		if !slices.Contains(o.startOrder, side) {
+			errs = append(errs, fmt.Errorf("-start-order: %s never runs", side))
+		}
+	}
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		if p = strings.TrimSpace(p); !slices.Contains(phaseNames, p) {

@@ -6,11 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/workflows"
 )
 
@@ -112,18 +112,21 @@ func (s *startSide) pool() {
 type startResult struct {
 	Baseline  startSide `json:"baseline"`
 	Signalbox startSide `json:"signalbox"`
-	// Shaped is a second, informative baseline: bareShapedFlow, started
-	// as the dispatcher starts enrollments (ExecuteWorkflow, the same ID
-	// policies and search attributes).
+	// Shaped is a second, informative baseline: bareShapedFlow, the
+	// enrollment's shape in Temporal without its work, started as the
+	// dispatcher starts enrollments (ExecuteWorkflow, the same ID policies
+	// and search attributes).
 	Shaped startSide `json:"shaped"`
+	// Order is the sides in the order they ran.
+	Order []string `json:"order"`
 }
 
-// startOrder is the order of the start phase's runs: mirrored, so that
-// whatever drifts during the phase (the dev server's database grows with
-// every workflow; the shared machine's load comes and goes) weighs on
-// every side alike. Run one after the other, the last side measured
-// slower than the first on identical workflows.
-var startOrder = []string{"baseline", "shaped", "signalbox", "signalbox", "shaped", "baseline"}
+// defaultStartOrder is the order of the start phase's runs: baseline and
+// Signalbox mirrored, so that what drifts during the phase weighs on both
+// alike. The dev server slows as its database fills: four baseline runs
+// in a row measured 47, 45, 40 and 34 workflows/s. The enrollment-shaped
+// baseline, only informative, runs last.
+var defaultStartOrder = []string{"baseline", "signalbox", "signalbox", "baseline", "shaped"}
 
 // startPhase measures how many workflows per second each side starts, and
 // sustains, with -clients clients, each of which sends its next request
@@ -133,9 +136,9 @@ var startOrder = []string{"baseline", "shaped", "signalbox", "signalbox", "shape
 // measure something else: the dev server then accepts starts at several
 // times the rate it runs them, and the window ends with a backlog, on
 // both sides; in a trial, 285 starts/s ran their first activity at 8/s.)
-// Each side runs twice, in startOrder, and its figures pool both runs.
+// The sides run in -start-order, and each side's figures pool its runs.
 func (b *bench) startPhase(ctx context.Context, rep *report) error {
-	fmt.Fprintf(b.progress, "start phase: %d clients, %d runs of %s + %s\n", b.o.clients, len(startOrder), b.o.warmup, b.o.duration)
+	fmt.Fprintf(b.progress, "start phase: %d clients, %d runs of %s + %s\n", b.o.clients, len(b.o.startOrder), b.o.warmup, b.o.duration)
 	t, err := b.actTenant(ctx)
 	if err != nil {
 		return err
@@ -146,6 +149,11 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 	}
 	pool := &contactPool{ids: ids}
 	var seq atomic.Int64
+	var lastShaped atomic.Value
+	def, problems := definition.Parse([]byte(startAutomation))
+	if len(problems) > 0 {
+		return fmt.Errorf("start automation: %v", problems)
+	}
 	var accepted atomic.Int64
 	probeCount := func() int { return b.s.probe.count(markStarted, time.Time{}, time.Time{}) }
 
@@ -157,7 +165,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 		// history names a workflow of the run, to read its length.
 		history func() string
 	}
-	var res startResult
+	res := startResult{Order: b.o.startOrder}
 	specs := map[string]sideSpec{
 		// SignalWithStartWorkflow of a one-activity workflow.
 		"baseline": {side: &res.Baseline, worker: bareWorker, want: probeCount,
@@ -171,26 +179,29 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 				return err
 			},
 			history: func() string { return b.s.probe.anyKey(markDone, "bare-start-") }},
-		// The enrollment-shaped bare workflow.
+		// The enrollment-shaped bare workflow. Its probe key is its
+		// input's contact, as for an enrollment.
 		"shaped": {side: &res.Shaped, worker: bareWorker, want: probeCount,
 			op: func(ctx context.Context) error {
 				id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
+				in := bareShapedInput(def)
+				lastShaped.Store(id)
 				if _, err := b.s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 					ID: id, TaskQueue: bareQueue,
 					WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 					WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 					WorkflowExecutionErrorWhenAlreadyStarted: true,
 					TypedSearchAttributes: temporal.NewSearchAttributes(
-						workflows.WorkspaceAttribute.ValueSet(uuid.NewString()),
-						workflows.AutomationAttribute.ValueSet(uuid.NewString()),
-						workflows.ContactAttribute.ValueSet(uuid.NewString())),
-				}, bareShapedWorkflow, bareInput{Key: id}); err != nil {
+						workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID),
+						workflows.AutomationAttribute.ValueSet(in.AutomationID),
+						workflows.ContactAttribute.ValueSet(in.ContactID)),
+				}, bareShapedWorkflow, in); err != nil {
 					return err
 				}
-				_, err := b.s.probe.wait(ctx, markDone, id, b.o.timeout)
+				_, err := b.s.probe.wait(ctx, markDone, in.ContactID, b.o.timeout)
 				return err
 			},
-			history: func() string { return b.s.probe.anyKey(markDone, "bare-shaped-") }},
+			history: func() string { id, _ := lastShaped.Load().(string); return id }},
 		// POST /v1/events, each event triggering one enrollment of a
 		// distinct contact, then wait for the dispatcher to start it.
 		"signalbox": {side: &res.Signalbox, worker: enrollmentWorker,
@@ -209,7 +220,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 			},
 			history: func() string { return b.s.probe.anyKey(markFirst, "enrollment-") }},
 	}
-	for i, name := range startOrder {
+	for i, name := range b.o.startOrder {
 		spec := specs[name]
 		accepted.Store(0)
 		err := b.withWorker(spec.worker, func() error {

@@ -259,6 +259,7 @@ func (s *system) startWorker(kind workerKind) (worker.Worker, error) {
 		w.RegisterWorkflowWithOptions(bareStepFlow, workflow.RegisterOptions{Name: bareStepWorkflow})
 		w.RegisterWorkflowWithOptions(bareWaitFlow, workflow.RegisterOptions{Name: bareWaitWorkflow})
 		w.RegisterWorkflowWithOptions(bareShapedFlow, workflow.RegisterOptions{Name: bareShapedWorkflow})
+		w.RegisterActivityWithOptions(bareShapedStepActivity, activity.RegisterOptions{Name: bareShapedStep})
 		for _, name := range bareActivityNames {
 			w.RegisterActivityWithOptions(bareNoop, activity.RegisterOptions{Name: name})
 		}
