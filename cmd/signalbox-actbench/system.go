@@ -27,6 +27,7 @@ import (
 	"github.com/signalbox/signalbox/config"
 	"github.com/signalbox/signalbox/dispatch"
 	"github.com/signalbox/signalbox/ingest"
+	"github.com/signalbox/signalbox/procstat"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/temporaltest"
 	"github.com/signalbox/signalbox/triggers"
@@ -219,7 +220,7 @@ func (s *system) startDevServer(ctx context.Context, getenv func(string) string,
 	}
 	s.dev = dev
 	s.onClose(func() { _ = dev.Stop() })
-	s.devPID = childPID("temporal")
+	s.devPID = procstat.ChildPID("temporal")
 	return nil
 }
 
