@@ -518,6 +518,23 @@ func TestFinishEnrollment(t *testing.T) {
 	// A finished enrollment's exit event no longer finds it.
 	require.Zero(t, f.record(event("bob@example.com", "churned"))[0].Exited)
 
+	// A workflow cancelled from Temporal, with no exit event, is exited,
+	// and the reason does not claim an exit event.
+	f.record(event("cy@example.com", "signed.up"))
+	var cancelled store.Enrollment
+	for _, e := range f.enrollments() {
+		if e.Status == store.EnrollmentActive {
+			cancelled = e
+		}
+	}
+	status, err = f.s.FinishEnrollment(ctx, cancelled.ID, store.EnrollmentExited, "exit event")
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentExited, status)
+	got, _, err := f.s.GetEnrollment(ctx, f.ws.ID, cancelled.ID)
+	require.NoError(t, err)
+	require.Nil(t, got.ExitEventID)
+	require.Equal(t, "cancelled without an exit event", *got.Reason)
+
 	_, err = f.s.FinishEnrollment(ctx, uuid.New(), store.EnrollmentCompleted, "")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
