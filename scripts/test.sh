@@ -30,7 +30,9 @@ esac
 
 cleanup() {
 	local rc=$?
-	trap - EXIT INT TERM HUP
+	trap - EXIT
+	# A second Ctrl-C must not cut the clean-up short.
+	trap 'sb_warn "still stopping the local PostgreSQL"' INT TERM HUP
 	# Finish the clean-up even when stdout is a pipe whose reader is gone
 	# (`make test | tee log` and Ctrl-C): no SIGPIPE, no early exit.
 	trap '' PIPE

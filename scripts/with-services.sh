@@ -46,7 +46,10 @@ name="$1"
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
 	local rc=$? i
-	trap - EXIT INT TERM HUP
+	trap - EXIT
+	# A second Ctrl-C (or a signal to the whole process group, as timeout
+	# sends) must not cut the clean-up short and leave services running.
+	trap 'sb_warn "still stopping what this started; every wait here is bounded"' INT TERM HUP
 	# Finish the clean-up even when stdout is a pipe whose reader is gone
 	# (`make run | tee log` and Ctrl-C): no SIGPIPE, no early exit.
 	trap '' PIPE
