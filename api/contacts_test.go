@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,6 +253,60 @@ func TestQuota(t *testing.T) {
 	u = e.expect(http.StatusOK, "GET", "/v1/usage", nil)
 	require.Nil(t, u["limit"])
 	require.Nil(t, u["hard_cap"])
+}
+
+// TestQuotaHoldsUnderConcurrency sends more events than the month has room
+// for, from many clients at once, singly and in batches: exactly the room
+// is accepted, whichever requests get it, and nothing of a refused request
+// is stored.
+func TestQuotaHoldsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.workspace(store.PlanStarter)
+	c.event(map[string]any{"name": "first", "email": "a@example.com", "create_if_missing": true})
+	// 120 events of room under the hard cap of 62,500.
+	_, err := h.store.Pool().Exec(context.Background(),
+		`UPDATE usage_counters SET tracked = tracked + 62379 WHERE workspace_id = $1 AND shard = (
+		   SELECT min(shard) FROM usage_counters WHERE workspace_id = $1)`, c.ws.ID)
+	require.NoError(t, err)
+
+	const clients, each, batch = 24, 10, 4
+	var accepted, refused, other atomic.Int64
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				var r response
+				if (i+j)%2 == 0 {
+					r = c.do("POST", "/v1/events", map[string]any{"name": "race", "email": "a@example.com"})
+				} else {
+					items := make([]any, batch)
+					for k := range items {
+						items[k] = map[string]any{"name": "race", "email": "a@example.com"}
+					}
+					r = c.do("POST", "/v1/events/batch", map[string]any{"events": items})
+				}
+				switch {
+				case r.Status == http.StatusAccepted:
+					accepted.Add(1)
+				case r.Status == http.StatusOK:
+					accepted.Add(batch)
+				case r.Status == http.StatusTooManyRequests:
+					refused.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Zero(t, other.Load())
+	require.Positive(t, refused.Load())
+	require.EqualValues(t, 62500, c.expect(http.StatusOK, "GET", "/v1/usage", nil)["tracked"])
+	require.EqualValues(t, 120, accepted.Load(), "exactly the room left is accepted")
+	require.Len(t, c.list("/v1/events?name=race", 1000), 120)
 }
 
 func TestHealthAndMetrics(t *testing.T) {

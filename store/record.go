@@ -507,6 +507,19 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 // usageShards spreads each workspace's monthly counter over this many rows.
 const usageShards = 16
 
+// quotaLockClass is the first key of the advisory lock that serializes a
+// workspace's transactions near its hard cap (the two-key form, apart from
+// the one-key contact locks).
+const quotaLockClass = 0x5154 // "QT"
+
+// quotaMargin is how far below the hard cap a workspace's transactions
+// start to count exactly, in turn: a tenth of the cap, at least 10,000
+// events. Above it the sharded counters' snapshot sum could miss what
+// concurrent transactions are adding; the margin is far more than the
+// events in flight at once (each replica's committers, a batch of at most
+// 1,000 each).
+func quotaMargin(hardCap int64) int64 { return max(hardCap/10, 10_000) }
+
 // countUsage adds each request's new events to its workspace's monthly
 // counter and enforces the plan's hard cap.
 func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time) error {
@@ -546,6 +559,26 @@ func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest
 	var used int64
 	if _, err := pgx.ForEachRow(rows, []any{&ws, &used}, func() error { before[ws] = used; return nil }); err != nil {
 		return fmt.Errorf("count usage: %w", err)
+	}
+	// The sum above misses what concurrent transactions are adding to other
+	// shards. Far from the cap that cannot matter; near it, a workspace's
+	// transactions take its quota lock in turn and count again, seeing
+	// every commit before theirs (and their own increment).
+	for _, ws := range wss {
+		plan := plans[ws]
+		hardCap := plan.HardCap()
+		if hardCap <= 0 || before[ws]+added[ws] <= hardCap-quotaMargin(hardCap) {
+			continue
+		}
+		var after int64
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2::text))`, quotaLockClass, ws); err != nil {
+			return fmt.Errorf("quota lock: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(tracked), 0)::bigint FROM usage_counters
+			WHERE workspace_id = $1 AND period = $2`, ws, Period(now)).Scan(&after); err != nil {
+			return fmt.Errorf("count usage: %w", err)
+		}
+		before[ws] = after - added[ws]
 	}
 	for ws, plan := range plans {
 		if hardCap := plan.HardCap(); hardCap > 0 && before[ws]+added[ws] > hardCap {
