@@ -12,8 +12,10 @@
 //   - start: enrollments started (and run) per second from events that each
 //     trigger a one-step automation, against SignalWithStartWorkflow of a
 //     one-activity workflow, with -clients clients that each wait for their
-//     workflow to finish before the next request; and, for information,
-//     against a bare workflow shaped like the enrollment;
+//     workflow to finish before the next request, in runs ordered by
+//     -start-order (mirrored: the dev server slows as it fills); and, for
+//     information, against a bare workflow with the enrollment's exact
+//     shape in Temporal;
 //   - latency: 202 of POST /v1/events to the first step's activity, open
 //     loop at -rate, against SignalWithStartWorkflow to its first activity;
 //   - resume: 202 of a resuming event to the waiting workflow's next
