@@ -182,6 +182,24 @@ func (d *Dispatcher) deliver(ctx context.Context, in store.Intent) (string, erro
 	return "unknown_kind", nil
 }
 
+// StartOptions are how an enrollment's workflow is started: its
+// deterministic id, refused when it ran before (a redelivered start finds
+// the first), and the search attributes the Web UI filters by.
+func StartOptions(workflowID, taskQueue string, in workflows.EnrollmentInput) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                                       workflowID,
+		TaskQueue:                                taskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID),
+			workflows.AutomationAttribute.ValueSet(in.AutomationID),
+			workflows.ContactAttribute.ValueSet(in.ContactID),
+		),
+	}
+}
+
 func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error) {
 	// A start intent's payload (store.StartIntent) has the workflow
 	// input's JSON shape, so it decodes straight into it.
@@ -191,19 +209,7 @@ func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error)
 		d.log.ErrorContext(ctx, "start intent does not decode", "intent_id", in.ID.String(), "error", err.Error())
 		return "invalid_payload", nil
 	}
-	opts := client.StartWorkflowOptions{
-		ID:                                       in.WorkflowID,
-		TaskQueue:                                d.cfg.TaskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.WorkspaceAttribute.ValueSet(p.WorkspaceID),
-			workflows.AutomationAttribute.ValueSet(p.AutomationID),
-			workflows.ContactAttribute.ValueSet(p.ContactID),
-		),
-	}
-	_, err := d.client.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, p)
+	_, err := d.client.ExecuteWorkflow(ctx, StartOptions(in.WorkflowID, d.cfg.TaskQueue, p), workflows.EnrollmentWorkflow, p)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return "already_started", nil

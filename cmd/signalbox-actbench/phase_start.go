@@ -6,12 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/signalbox/signalbox/definition"
-	"github.com/signalbox/signalbox/workflows"
+	"github.com/signalbox/signalbox/dispatch"
 )
 
 // Automations of the act phases, saved through the API. The step is
@@ -186,16 +184,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 				id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
 				in := bareShapedInput(def)
 				lastShaped.Store(id)
-				if _, err := b.s.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-					ID: id, TaskQueue: bareQueue,
-					WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-					WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-					WorkflowExecutionErrorWhenAlreadyStarted: true,
-					TypedSearchAttributes: temporal.NewSearchAttributes(
-						workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID),
-						workflows.AutomationAttribute.ValueSet(in.AutomationID),
-						workflows.ContactAttribute.ValueSet(in.ContactID)),
-				}, bareShapedWorkflow, in); err != nil {
+				if _, err := b.s.tc.ExecuteWorkflow(ctx, dispatch.StartOptions(id, bareQueue, in), bareShapedWorkflow, in); err != nil {
 					return err
 				}
 				_, err := b.s.probe.wait(ctx, markDone, in.ContactID, b.o.timeout)
