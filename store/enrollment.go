@@ -129,10 +129,11 @@ func (s *Store) RecordStep(ctx context.Context, enrollmentID uuid.UUID, st StepR
 }
 
 // FinishEnrollment ends an enrollment. Completing one whose exit event was
-// already recorded ends it as exited: the exit won. Exiting one that no
-// exit event ended (its workflow was cancelled from Temporal's UI or CLI)
-// says so in the reason. It returns the status
-// it ended with; finishing twice keeps the first outcome.
+// already recorded ends it as exited: the exit won. The reason of an exit
+// comes from the record, where the workflow only knows it was cancelled:
+// an exit event, or a cancel from Temporal's UI or CLI without one. It
+// returns the status it ended with; finishing twice keeps the first
+// outcome.
 func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, status, reason string) (string, error) {
 	// One statement (its parts see the same snapshot and commit together),
 	// so one round trip.
@@ -142,8 +143,9 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 			status = CASE WHEN status <> 'active' THEN status
 			              WHEN $2 = 'completed' AND exit_event_id IS NOT NULL THEN 'exited' ELSE $2 END,
 			reason = CASE WHEN status <> 'active' THEN reason
-			              WHEN $2 = 'exited' AND exit_event_id IS NULL THEN 'cancelled without an exit event'
-			              ELSE nullif($3, '') END,
+			              WHEN $2 <> 'exited' THEN nullif($3, '')
+			              WHEN exit_event_id IS NOT NULL THEN 'exit event'
+			              ELSE 'cancelled without an exit event' END,
 			ended_at = coalesce(ended_at, now()), current_step = CASE WHEN status = 'active' THEN NULL ELSE current_step END
 			WHERE id = $1 RETURNING status),
 		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = $1),

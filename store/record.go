@@ -570,6 +570,8 @@ func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest
 		if hardCap <= 0 || before[ws]+added[ws] <= hardCap-quotaMargin(hardCap) {
 			continue
 		}
+		// Two statements: the count's snapshot must be taken after the
+		// lock is held, and a statement's snapshot is taken at its start.
 		var after int64
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2::text))`, quotaLockClass, ws); err != nil {
 			return fmt.Errorf("quota lock: %w", err)

@@ -120,7 +120,7 @@ func Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, err
 	switch {
 	case temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled):
 		ferr := r.book(done, a.FinishEnrollment,
-			activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "exited", Reason: "exit event"}, &res)
+			activities.FinishInput{EnrollmentID: in.EnrollmentID, Status: "exited", Reason: "cancelled"}, &res)
 		if ferr != nil {
 			return EnrollmentResult{}, ferr
 		}

@@ -506,7 +506,7 @@ func TestEnrollmentExitDuringDelay(t *testing.T) {
 	err := h.env.GetWorkflowError()
 	require.Error(t, err)
 	require.True(t, temporal.IsCanceledError(err), "got %v", err)
-	require.Equal(t, activities.FinishInput{EnrollmentID: testEnrollment, Status: "exited", Reason: "exit event"}, h.finished())
+	require.Equal(t, activities.FinishInput{EnrollmentID: testEnrollment, Status: "exited", Reason: "cancelled"}, h.finished())
 	require.Equal(t, []string{"hook done", "pause waiting"}, h.outcomes(nil))
 	require.Equal(t, time.Hour, h.elapsed())
 	h.env.AssertActivityNumberOfCalls(t, "UpdateContact", 0)
@@ -522,7 +522,7 @@ func TestEnrollmentExitDuringWait(t *testing.T) {
 
 	err := h.env.GetWorkflowError()
 	require.True(t, temporal.IsCanceledError(err), "got %v", err)
-	require.Equal(t, activities.FinishInput{EnrollmentID: testEnrollment, Status: "exited", Reason: "exit event"}, h.finished())
+	require.Equal(t, activities.FinishInput{EnrollmentID: testEnrollment, Status: "exited", Reason: "cancelled"}, h.finished())
 	require.Equal(t, []string{"wait waiting"}, h.outcomes(nil))
 	require.Equal(t, 5*time.Hour, h.elapsed())
 	// FinishEnrollment drops the wait's index row, so ClearWait is not needed.
