@@ -147,7 +147,6 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 	}
 	pool := &contactPool{ids: ids}
 	var seq atomic.Int64
-	var lastShaped atomic.Value
 	def, problems := definition.Parse([]byte(startAutomation))
 	if len(problems) > 0 {
 		return fmt.Errorf("start automation: %v", problems)
@@ -183,14 +182,13 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 			op: func(ctx context.Context) error {
 				id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
 				in := bareShapedInput(def)
-				lastShaped.Store(id)
 				if _, err := b.s.tc.ExecuteWorkflow(ctx, dispatch.StartOptions(id, bareQueue, in), bareShapedWorkflow, in); err != nil {
 					return err
 				}
 				_, err := b.s.probe.wait(ctx, markDone, in.ContactID, b.o.timeout)
 				return err
 			},
-			history: func() string { id, _ := lastShaped.Load().(string); return id }},
+			history: func() string { return b.s.probe.anyKey(markFirst, "bare-shaped-") }},
 		// POST /v1/events, each event triggering one enrollment of a
 		// distinct contact, then wait for the dispatcher to start it.
 		"signalbox": {side: &res.Signalbox, worker: enrollmentWorker,
