@@ -101,7 +101,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of this process for every measured run into this directory")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait for one workflow's step, or for a phase's workflows to finish")
 	order := fs.String("start-order", strings.Join(defaultStartOrder, ","),
-		"the start phase's runs in order: baseline, shaped or signalbox; baseline and signalbox at least once")
+		"the start phase's runs in order: baseline, shape or signalbox; baseline and signalbox at least once")
 	phases := fs.String("phases", strings.Join(phaseNames, ","), "comma-separated phases to run: "+strings.Join(phaseNames, ", "))
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -109,8 +109,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	var errs []error
 	o.startOrder = strings.Split(*order, ",")
 	for _, side := range o.startOrder {
-		if !slices.Contains([]string{"baseline", "shaped", "signalbox"}, side) {
-			errs = append(errs, fmt.Errorf("-start-order: unknown side %q (want baseline, shaped or signalbox)", side))
+		if !slices.Contains([]string{"baseline", "shape", "signalbox"}, side) {
+			errs = append(errs, fmt.Errorf("-start-order: unknown side %q (want baseline, shape or signalbox)", side))
 		}
 	}
 	for _, side := range []string{"baseline", "signalbox"} {

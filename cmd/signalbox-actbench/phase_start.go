@@ -114,7 +114,7 @@ type startResult struct {
 	// enrollment's shape in Temporal without its work, started as the
 	// dispatcher starts enrollments (ExecuteWorkflow, the same ID policies
 	// and search attributes).
-	Shaped startSide `json:"shaped"`
+	Shaped startSide `json:"shape"`
 	// Order is the sides in the order they ran.
 	Order []string `json:"order"`
 }
@@ -124,7 +124,7 @@ type startResult struct {
 // alike. The dev server slows as its database fills: four baseline runs
 // in a row measured 47, 45, 40 and 34 workflows/s. The enrollment-shaped
 // baseline, only informative, runs last.
-var defaultStartOrder = []string{"baseline", "signalbox", "signalbox", "baseline", "shaped"}
+var defaultStartOrder = []string{"baseline", "signalbox", "signalbox", "baseline", "shape"}
 
 // startPhase measures how many workflows per second each side starts, and
 // sustains, with -clients clients, each of which sends its next request
@@ -178,7 +178,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 			history: func() string { return b.s.probe.anyKey(markDone, "bare-start-") }},
 		// The enrollment-shaped bare workflow. Its probe key is its
 		// input's contact, as for an enrollment.
-		"shaped": {side: &res.Shaped, worker: bareWorker, want: probeCount,
+		"shape": {side: &res.Shaped, worker: bareWorker, want: probeCount,
 			op: func(ctx context.Context) error {
 				id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
 				in := bareShapedInput(def)

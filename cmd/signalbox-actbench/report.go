@@ -161,16 +161,12 @@ ratio = signalbox / baseline. Baselines, on the same servers in the same run:
 `)
 	if s := r.Start; s != nil {
 		fmt.Fprint(w, "\nThe start runs in order (started/s):")
-		for i := range s.Order {
-			for _, side := range []struct {
-				name string
-				s    startSide
-			}{{"baseline", s.Baseline}, {"shape", s.Shaped}, {"signalbox", s.Signalbox}} {
-				for _, run := range side.s.Runs {
-					if run.Order == i+1 && run.Seconds > 0 {
-						fmt.Fprintf(w, "  %d %s %.1f", run.Order, side.name, float64(run.Started)/run.Seconds)
-					}
-				}
+		sides := map[string][]startRunFigures{"baseline": s.Baseline.Runs, "shape": s.Shaped.Runs, "signalbox": s.Signalbox.Runs}
+		for i, name := range s.Order {
+			run := sides[name][0]
+			sides[name] = sides[name][1:]
+			if run.Seconds > 0 {
+				fmt.Fprintf(w, "  %d %s %.1f", i+1, name, float64(run.Started)/run.Seconds)
 			}
 		}
 		fmt.Fprintln(w)
