@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 
@@ -274,8 +275,17 @@ func TestExitMidRetry(t *testing.T) {
 	done := tn.waitEnrollment(tn.enrollments("")[0]["id"].(string), 20*time.Second)
 	require.Equal(t, "exited", done["status"])
 	// The workflow is closed as cancelled, so no attempt is scheduled again.
-	desc, err := devServer.Client().DescribeWorkflowExecution(context.Background(), done["workflow_id"].(string), "")
-	require.NoError(t, err)
+	// It records the exit just before it closes, so the close may trail the
+	// record by a workflow task.
+	var desc *workflowservice.DescribeWorkflowExecutionResponse
+	require.Eventually(t, func() bool {
+		d, err := devServer.Client().DescribeWorkflowExecution(context.Background(), done["workflow_id"].(string), "")
+		if err != nil || d.WorkflowExecutionInfo.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return false
+		}
+		desc = d
+		return true
+	}, 10*time.Second, 50*time.Millisecond, "the workflow closes")
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, desc.WorkflowExecutionInfo.Status)
 	require.Empty(t, desc.PendingActivities)
 }
