@@ -13,12 +13,12 @@ TEMPORAL_CLI_VERSION := 1.5.1
 STATICCHECK_VERSION := 0.8.2
 export TEMPORAL_CLI_VERSION STATICCHECK_VERSION
 
-.PHONY: help run test test-race lint fmt vet build migrate bench temporal psql stop clean
+.PHONY: help run test test-race test-faults lint fmt vet build migrate bench temporal psql stop clean
 
 help: ## Show the targets
 	@echo 'Usage: make TARGET'
 	@echo
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 run: ## Run signalbox dev with PostgreSQL and a Temporal dev server (Ctrl-C stops all)
 	@scripts/run.sh
@@ -28,6 +28,9 @@ test: ## Lint, run every Go test against PostgreSQL, then fuzz each target brief
 
 test-race: ## Run every Go test with the race detector (slower; not part of make test)
 	@scripts/test.sh --race
+
+test-faults: ## Crash every process under load (300 contacts) and check no promise breaks; prints a summary
+	@scripts/faults.sh
 
 lint: ## Check gofmt, go vet and staticcheck
 	@scripts/lint.sh

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/store"
 )
 
@@ -51,56 +52,18 @@ type Activities struct {
 	Log       *slog.Logger
 }
 
-// Event is an event as an enrollment carries it.
-type Event struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	Properties json.RawMessage `json:"properties"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Depth      int             `json:"depth,omitempty"`
-}
-
-// EventFrom converts the store's form.
-func EventFrom(e store.TriggerEvent) Event {
-	return Event{ID: e.ID.String(), Name: e.Name, Properties: e.Properties, OccurredAt: e.OccurredAt, Depth: e.Depth}
-}
-
-// CELMap is the CEL view of an event: name, properties, occurred_at.
-func (e Event) CELMap() map[string]any {
-	var props map[string]any
-	_ = json.Unmarshal(e.Properties, &props)
-	if props == nil {
-		props = map[string]any{}
-	}
-	return map[string]any{"id": e.ID, "name": e.Name, "properties": props, "occurred_at": e.OccurredAt}
-}
-
 // Scope identifies an enrollment for activities that act on its contact.
 type Scope struct {
-	WorkspaceID  string `json:"workspace_id"`
-	EnrollmentID string `json:"enrollment_id"`
-	ContactID    string `json:"contact_id"`
-	WorkflowID   string `json:"workflow_id"`
-	Trigger      Event  `json:"trigger"`
-}
-
-func (s Scope) ids() (ws, enrollment, contact uuid.UUID, err error) {
-	if ws, err = uuid.Parse(s.WorkspaceID); err != nil {
-		return
-	}
-	if enrollment, err = uuid.Parse(s.EnrollmentID); err != nil {
-		return
-	}
-	contact, err = uuid.Parse(s.ContactID)
-	return
+	WorkspaceID  uuid.UUID   `json:"workspace_id"`
+	EnrollmentID uuid.UUID   `json:"enrollment_id"`
+	ContactID    uuid.UUID   `json:"contact_id"`
+	WorkflowID   string      `json:"workflow_id"`
+	Trigger      event.Event `json:"trigger"`
 }
 
 // vars loads the contact fresh and binds the CEL variables of a step.
 func (a *Activities) vars(ctx context.Context, s Scope) (conditions.Vars, error) {
-	ws, _, contactID, err := s.ids()
-	if err != nil {
-		return conditions.Vars{}, permanent(ErrTypeInvalid, err)
-	}
+	ws, contactID := s.WorkspaceID, s.ContactID
 	c, err := a.Store.GetContact(ctx, ws, contactID)
 	if errors.Is(err, store.ErrNotFound) {
 		return conditions.Vars{}, permanent(ErrTypeNotFound, fmt.Errorf("contact %s no longer exists", contactID))
@@ -108,25 +71,18 @@ func (a *Activities) vars(ctx context.Context, s Scope) (conditions.Vars, error)
 	if err != nil {
 		return conditions.Vars{}, err
 	}
-	trigger := s.Trigger.CELMap()
-	return conditions.Vars{Event: trigger, Trigger: trigger, Contact: ContactMap(c), Now: time.Now().UTC()}, nil
+	return a.stepVars(s, c), nil
 }
 
-// ContactMap is the CEL view of a contact.
-func ContactMap(c store.Contact) map[string]any {
-	var props map[string]any
-	_ = json.Unmarshal(c.Properties, &props)
-	if props == nil {
-		props = map[string]any{}
-	}
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	return map[string]any{"id": c.ID.String(), "email": c.Email, "first_name": str(c.FirstName),
-		"last_name": str(c.LastName), "properties": props}
+// stepVars binds the CEL variables of a step to a contact already loaded.
+func (a *Activities) stepVars(s Scope, c store.Contact) conditions.Vars {
+	trigger := conditions.EventMap(s.Trigger)
+	return conditions.Vars{Event: trigger, Trigger: trigger, Contact: contactMap(c), Now: time.Now().UTC()}
+}
+
+// contactMap is the CEL view of a stored contact.
+func contactMap(c store.Contact) map[string]any {
+	return conditions.ContactMap(c.ID.String(), c.Email, c.FirstName, c.LastName, c.Properties)
 }
 
 // permanent wraps an error Temporal must not retry.
@@ -136,7 +92,7 @@ func permanent(kind string, err error) error {
 
 // RecordStepInput is one line of an enrollment's log.
 type RecordStepInput struct {
-	EnrollmentID string          `json:"enrollment_id"`
+	EnrollmentID uuid.UUID       `json:"enrollment_id"`
 	Seq          int             `json:"seq"`
 	StepID       string          `json:"step_id"`
 	Type         string          `json:"type"`
@@ -147,19 +103,15 @@ type RecordStepInput struct {
 // RecordStep writes a line of the enrollment's log and sets its current
 // step. Each (enrollment, seq) is written once.
 func (a *Activities) RecordStep(ctx context.Context, in RecordStepInput) error {
-	id, err := uuid.Parse(in.EnrollmentID)
-	if err != nil {
-		return permanent(ErrTypeInvalid, err)
-	}
-	return a.Store.RecordStep(ctx, id, store.StepRecord{Seq: in.Seq, StepID: in.StepID, Type: in.Type,
+	return a.Store.RecordStep(ctx, in.EnrollmentID, store.StepRecord{Seq: in.Seq, StepID: in.StepID, Type: in.Type,
 		Outcome: in.Outcome, Detail: in.Detail})
 }
 
 // FinishInput ends an enrollment.
 type FinishInput struct {
-	EnrollmentID string `json:"enrollment_id"`
-	Status       string `json:"status"`
-	Reason       string `json:"reason,omitempty"`
+	EnrollmentID uuid.UUID `json:"enrollment_id"`
+	Status       string    `json:"status"`
+	Reason       string    `json:"reason,omitempty"`
 }
 
 // FinishResult says how the enrollment ended; completed can become exited
@@ -170,11 +122,7 @@ type FinishResult struct {
 
 // FinishEnrollment records the end of an enrollment and drops its index rows.
 func (a *Activities) FinishEnrollment(ctx context.Context, in FinishInput) (FinishResult, error) {
-	id, err := uuid.Parse(in.EnrollmentID)
-	if err != nil {
-		return FinishResult{}, permanent(ErrTypeInvalid, err)
-	}
-	status, err := a.Store.FinishEnrollment(ctx, id, in.Status, in.Reason)
+	status, err := a.Store.FinishEnrollment(ctx, in.EnrollmentID, in.Status, in.Reason)
 	if errors.Is(err, store.ErrNotFound) {
 		// The contact (and with it the enrollment) was deleted: nothing to record.
 		return FinishResult{Status: in.Status}, nil
@@ -216,34 +164,49 @@ func (a *Activities) EvaluateCondition(ctx context.Context, in ConditionInput) (
 
 // WaitInput registers or clears a wait_for_event step.
 type WaitInput struct {
-	Scope     Scope     `json:"scope"`
-	StepID    string    `json:"step_id"`
-	Event     string    `json:"event"`
-	Condition string    `json:"condition,omitempty"`
+	Scope     Scope  `json:"scope"`
+	StepID    string `json:"step_id"`
+	Event     string `json:"event"`
+	Condition string `json:"condition,omitempty"`
+	// BeganAt and After are where the wait's window opens: events recorded
+	// after BeganAt, or at BeganAt with an id above After (when set),
+	// count. ExpiresAt is where it closes.
 	BeganAt   time.Time `json:"began_at"`
+	After     uuid.UUID `json:"after,omitzero"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Strict says the window's bounds are on PostgreSQL's clock, which then
+	// alone decides when the wait times out (enrollments since the wait
+	// windows change; earlier ones timed waits on the workflow's clock).
+	Strict bool `json:"strict,omitempty"`
 }
 
 // WaitResult carries the event that resumed the wait, if one did.
 type WaitResult struct {
-	Event *Event `json:"event,omitempty"`
+	Event *event.Event `json:"event,omitempty"`
+	// Closed says the window closed with no event inside it.
+	Closed bool `json:"closed,omitempty"`
+	// Remaining is how long the window stays open by PostgreSQL's clock
+	// when ClearWait was called before its end.
+	Remaining time.Duration `json:"remaining,omitempty"`
+}
+
+func waitResult(o store.WaitOutcome) WaitResult {
+	return WaitResult{Event: o.Event, Closed: o.Closed, Remaining: o.Remaining}
 }
 
 // RegisterWait writes the wait to the index the record path reads, and
-// returns at once with a matching event that arrived since the step began
-// (the look-back that closes the race between arriving and registering).
+// returns at once with a matching event recorded inside the wait's window
+// (the look-back that covers events recorded before the workflow reached
+// the step, during an outage say), or says the window already closed.
 func (a *Activities) RegisterWait(ctx context.Context, in WaitInput) (WaitResult, error) {
-	ws, enrollment, contactID, err := in.Scope.ids()
-	if err != nil {
-		return WaitResult{}, permanent(ErrTypeInvalid, err)
-	}
+	ws, enrollment, contactID := in.Scope.WorkspaceID, in.Scope.EnrollmentID, in.Scope.ContactID
 	trigger, err := json.Marshal(in.Scope.Trigger)
 	if err != nil {
 		return WaitResult{}, permanent(ErrTypeInvalid, err)
 	}
 	w := store.Wait{EnrollmentID: enrollment, StepID: in.StepID, WorkflowID: in.Scope.WorkflowID, WorkspaceID: ws,
 		ContactID: contactID, EventName: in.Event, Condition: in.Condition, Trigger: trigger,
-		BeganAt: in.BeganAt, ExpiresAt: in.ExpiresAt}
+		BeganAt: in.BeganAt, AfterEventID: in.After, ExpiresAt: in.ExpiresAt}
 	var contact *store.Contact
 	if in.Condition != "" {
 		c, err := a.Store.GetContact(ctx, ws, contactID)
@@ -252,52 +215,43 @@ func (a *Activities) RegisterWait(ctx context.Context, in WaitInput) (WaitResult
 		}
 		contact = &c
 	}
-	found, err := a.Store.RegisterWait(ctx, w, func(ev store.TriggerEvent) bool {
-		return WaitMatches(ctx, a.Env, &w, &ev, contact, a.Log)
+	out, err := a.Store.RegisterWait(ctx, w, func(ev event.Event) bool {
+		return a.waitMatches(ctx, &w, &ev, contact)
 	})
-	if err != nil || found == nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return WaitResult{}, permanent(ErrTypeNotFound, fmt.Errorf("enrollment %s no longer exists", enrollment))
+	}
+	if err != nil {
 		return WaitResult{}, err
 	}
-	e := EventFrom(*found)
-	return WaitResult{Event: &e}, nil
+	return waitResult(out), nil
 }
 
-// ClearWait removes a timed-out wait; if an event claimed it just before,
-// that event is returned and the wait resumes after all.
+// ClearWait ends a wait whose timer fired: an event that claimed it just
+// before resumes it after all; otherwise it times out, unless (Strict)
+// PostgreSQL's clock says the window is still open, in which case Remaining
+// says for how long.
 func (a *Activities) ClearWait(ctx context.Context, in WaitInput) (WaitResult, error) {
-	_, enrollment, _, err := in.Scope.ids()
+	out, err := a.Store.ClearWait(ctx, in.Scope.ContactID, in.Scope.EnrollmentID, in.StepID, in.Strict)
 	if err != nil {
-		return WaitResult{}, permanent(ErrTypeInvalid, err)
-	}
-	found, err := a.Store.ClearWait(ctx, enrollment, in.StepID)
-	if err != nil || found == nil {
 		return WaitResult{}, err
 	}
-	e := EventFrom(*found)
-	return WaitResult{Event: &e}, nil
+	return waitResult(out), nil
 }
 
-// WaitMatches evaluates a wait's condition for a candidate event; an empty
-// condition matches every event of the awaited name. A condition that fails
-// to evaluate does not match, and the failure is logged.
-func WaitMatches(ctx context.Context, env *conditions.Env, w *store.Wait, ev *store.TriggerEvent, contact *store.Contact, log *slog.Logger) bool {
-	if w.Condition == "" {
-		return true
-	}
-	prog, err := env.Compile(w.Condition, conditions.KindCondition)
-	if err != nil {
-		log.WarnContext(ctx, "wait condition does not compile", "workflow_id", w.WorkflowID, "error", err.Error())
-		return false
-	}
-	var trigger Event
+// waitMatches evaluates a wait's condition for a candidate event; a
+// condition that fails to evaluate does not match, and the failure is
+// logged.
+func (a *Activities) waitMatches(ctx context.Context, w *store.Wait, ev *event.Event, contact *store.Contact) bool {
+	var trigger event.Event
 	_ = json.Unmarshal(w.Trigger, &trigger)
-	vars := conditions.Vars{Event: EventFrom(*ev).CELMap(), Trigger: trigger.CELMap(), Now: time.Now().UTC()}
+	var cm map[string]any
 	if contact != nil {
-		vars.Contact = ContactMap(*contact)
+		cm = contactMap(*contact)
 	}
-	ok, err := prog.EvalBool(ctx, vars)
+	ok, err := a.Env.WaitCondition(ctx, w.Condition, trigger, *ev, cm, time.Now().UTC())
 	if err != nil {
-		log.InfoContext(ctx, "wait condition failed to evaluate", "workflow_id", w.WorkflowID, "error", err.Error())
+		a.Log.InfoContext(ctx, "wait condition did not hold", "workflow_id", w.WorkflowID, "error", err.Error())
 	}
 	return ok
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
 )
 
@@ -70,51 +70,82 @@ type UpdateContactResult struct {
 	LastName   *string        `json:"last_name,omitempty"`
 }
 
-// UpdateContact patches the enrolled contact. Setting values is idempotent,
-// so a retry writes the same values again.
+// UpdateContact patches the enrolled contact, once per enrollment step:
+// the values are computed from the contact as it is under a row lock, and
+// the effect is recorded in the same transaction, so a retry whose first
+// attempt's result was lost (contact.properties.visits + 1) changes nothing
+// and answers the first attempt's result. The patch passes ingest's checks
+// for contact properties (size, depth, NUL, names); a violation fails the
+// step for good.
 func (a *Activities) UpdateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
-	ws, _, contactID, err := in.Scope.ids()
-	if err != nil {
-		return UpdateContactResult{}, permanent(ErrTypeInvalid, err)
-	}
-	vars, err := a.vars(ctx, in.Scope)
-	if err != nil {
-		return UpdateContactResult{}, err
-	}
+	ws, contactID := in.Scope.WorkspaceID, in.Scope.ContactID
 	var res UpdateContactResult
-	patch := store.ContactPatch{}
-	if len(in.Step.Properties) > 0 {
-		if res.Properties, err = a.render(ctx, in.Step.Properties, vars); err != nil {
-			return res, err
-		}
-		if patch.Set, err = json.Marshal(res.Properties); err != nil {
+	raw, repeat, err := a.Store.UpdateContactOnce(ctx, ws, contactID, in.Scope.WorkflowID, in.StepID,
+		func(c store.Contact) (store.ContactPatch, json.RawMessage, error) {
+			vars := a.stepVars(in.Scope, c)
+			patch, err := a.contactPatch(ctx, in.Step, vars, &res)
+			if err != nil {
+				return store.ContactPatch{}, nil, err
+			}
+			out, err := json.Marshal(res)
+			if err != nil {
+				return store.ContactPatch{}, nil, permanent(ErrTypeInvalid, err)
+			}
+			return patch, out, nil
+		})
+	if errors.Is(err, store.ErrNotFound) {
+		return res, permanent(ErrTypeNotFound, fmt.Errorf("contact %s no longer exists", contactID))
+	}
+	if err != nil {
+		return res, keepPermanent(err)
+	}
+	if repeat {
+		res = UpdateContactResult{}
+		if err := json.Unmarshal(raw, &res); err != nil {
 			return res, permanent(ErrTypeInvalid, err)
+		}
+	}
+	return res, nil
+}
+
+// contactPatch renders an update_contact step into a patch, through the
+// same checks as an event's contact_properties.
+func (a *Activities) contactPatch(ctx context.Context, step definition.UpdateContactStep, vars conditions.Vars,
+	res *UpdateContactResult) (store.ContactPatch, error) {
+	doc := map[string]any{}
+	if len(step.Properties) > 0 {
+		props, err := a.render(ctx, step.Properties, vars)
+		if err != nil {
+			return store.ContactPatch{}, err
+		}
+		res.Properties = props
+		for k, v := range props {
+			doc[k] = v
 		}
 	}
 	for _, f := range []struct {
 		name, expr string
 		dst        **string
-	}{{"first_name", in.Step.FirstName, &res.FirstName}, {"last_name", in.Step.LastName, &res.LastName}} {
+	}{{"first_name", step.FirstName, &res.FirstName}, {"last_name", step.LastName, &res.LastName}} {
 		if f.expr == "" {
 			continue
 		}
 		s, err := a.text(ctx, f.name, f.expr, vars)
 		if err != nil {
-			return res, err
-		}
-		if strings.ContainsRune(s, 0) || len(s) > 255 {
-			return res, permanent(ErrTypeInvalid, fmt.Errorf("%s: value is not a valid name", f.name))
+			return store.ContactPatch{}, err
 		}
 		*f.dst = &s
+		doc[f.name] = s
 	}
-	patch.FirstName, patch.LastName = res.FirstName, res.LastName
-	if _, err := a.Store.PatchContact(ctx, ws, contactID, patch); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return res, permanent(ErrTypeNotFound, fmt.Errorf("contact %s no longer exists", contactID))
-		}
-		return res, err
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return store.ContactPatch{}, permanent(ErrTypeInvalid, err)
 	}
-	return res, nil
+	patch, problems := ingest.DecodeContactProperties(raw)
+	if len(problems) > 0 {
+		return store.ContactPatch{}, permanent(ErrTypeInvalid, fmt.Errorf("update_contact: %w", problems[0]))
+	}
+	return *patch, nil
 }
 
 // EmitEventInput is an emit_event step.
@@ -139,10 +170,7 @@ type EmitEventResult struct {
 // rather than a second event. Its depth is one more than the trigger's;
 // see store.MaxEmitDepth.
 func (a *Activities) EmitEvent(ctx context.Context, in EmitEventInput) (EmitEventResult, error) {
-	ws, _, contactID, err := in.Scope.ids()
-	if err != nil {
-		return EmitEventResult{}, permanent(ErrTypeInvalid, err)
-	}
+	ws, contactID := in.Scope.WorkspaceID, in.Scope.ContactID
 	vars, err := a.vars(ctx, in.Scope)
 	if err != nil {
 		return EmitEventResult{}, err
@@ -154,6 +182,14 @@ func (a *Activities) EmitEvent(ctx context.Context, in EmitEventInput) (EmitEven
 	raw, err := json.Marshal(props)
 	if err != nil {
 		return EmitEventResult{}, permanent(ErrTypeInvalid, err)
+	}
+	// The same checks as an event sent to the API: a violation can only
+	// repeat, so it fails the step for good.
+	if detail := ingest.CheckEventName(in.Step.Name); detail != "" {
+		return EmitEventResult{}, permanent(ErrTypeInvalid, fmt.Errorf("emit_event: name: %s", detail))
+	}
+	if fe := ingest.CheckProperties(raw); fe != nil {
+		return EmitEventResult{}, permanent(ErrTypeInvalid, fmt.Errorf("emit_event: %w", fe))
 	}
 	ws2, err := a.Store.GetWorkspace(ctx, ws)
 	if err != nil {

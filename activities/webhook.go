@@ -104,10 +104,7 @@ func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookR
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return res, permanent(ErrTypeInvalid, fmt.Errorf("webhook url %q is not an absolute http or https URL", in.Step.URL))
 	}
-	ws, _, _, err := in.Scope.ids()
-	if err != nil {
-		return res, permanent(ErrTypeInvalid, err)
-	}
+	ws := in.Scope.WorkspaceID
 	vars, err := a.vars(ctx, in.Scope)
 	if err != nil {
 		return res, err
@@ -120,7 +117,7 @@ func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookR
 	if err != nil {
 		return res, permanent(ErrTypeInvalid, fmt.Errorf("webhook body: %w", err))
 	}
-	secret, err := a.Store.WebhookSecret(ctx, ws)
+	keys, err := a.Store.WebhookSecrets(ctx, ws)
 	if err != nil {
 		return res, fmt.Errorf("webhook secret: %w", err)
 	}
@@ -143,7 +140,13 @@ func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookR
 	now := time.Now()
 	req.Header.Set(HeaderWebhookID, id)
 	req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(HeaderWebhookSignature, SignWebhook(secret, id, now, body))
+	// After a rotation, one signature under each secret, space-separated
+	// as Standard Webhooks allows: receivers on either verify.
+	sig := SignWebhook(keys.Current, id, now, body)
+	if keys.Previous != nil {
+		sig += " " + SignWebhook(keys.Previous, id, now, body)
+	}
+	req.Header.Set(HeaderWebhookSignature, sig)
 
 	resp, err := a.HTTP.Do(req)
 	if err != nil {

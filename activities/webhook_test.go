@@ -26,6 +26,7 @@ import (
 
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
 )
@@ -54,11 +55,11 @@ func newFixture(t *testing.T) fixture {
 	env, err := conditions.NewEnv(conditions.Config{})
 	require.NoError(t, err)
 	return fixture{st: st, env: env, contact: c, scope: Scope{
-		WorkspaceID:  ws.ID.String(),
-		EnrollmentID: store.NewID().String(),
-		ContactID:    c.ID.String(),
+		WorkspaceID:  ws.ID,
+		EnrollmentID: store.NewID(),
+		ContactID:    c.ID,
 		WorkflowID:   "enrollment/" + uuid.NewString(),
-		Trigger: Event{ID: store.NewID().String(), Name: "order.placed",
+		Trigger: event.Event{ID: store.NewID(), Name: "order.placed",
 			Properties: json.RawMessage(`{"orderId":"ord_42","total":99.5}`), OccurredAt: time.Now().UTC()},
 	}}
 }
@@ -187,7 +188,7 @@ func TestSendWebhookDelivers(t *testing.T) {
 	require.Equal(t, "Custom/2", req.header.Get("User-Agent"), "a step may replace the User-Agent")
 
 	// The signature verifies as a Standard Webhooks receiver checks it.
-	secret, err := f.st.WebhookSecret(context.Background(), uuid.MustParse(f.scope.WorkspaceID))
+	secret, err := f.st.WebhookSecret(context.Background(), f.scope.WorkspaceID)
 	require.NoError(t, err)
 	require.Len(t, secret, 32)
 	id, tsHeader, sig := req.header.Get("webhook-id"), req.header.Get("webhook-timestamp"), req.header.Get("webhook-signature")

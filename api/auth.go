@@ -39,6 +39,8 @@ type authenticator struct {
 type cachedCredential struct {
 	cred    store.Credential
 	expires time.Time
+	// touched is when this replica last recorded the key's use.
+	touched time.Time
 }
 
 func newAuthenticator(s *store.Store, ttl time.Duration) *authenticator {
@@ -71,7 +73,7 @@ func (a *authenticator) lookup(ctx context.Context, prefix string) (store.Creden
 	if len(a.cache) > 100_000 { // a crude bound; live keys are few
 		clear(a.cache)
 	}
-	a.cache[prefix] = cachedCredential{cred: cred, expires: now.Add(a.ttl)}
+	a.cache[prefix] = cachedCredential{cred: cred, expires: now.Add(a.ttl), touched: cc.touched}
 	a.mu.Unlock()
 	return cred, nil
 }
@@ -100,8 +102,31 @@ func (a *authenticator) middleware(c *gin.Context) {
 		c.Abort()
 		return
 	}
+	a.touch(prefix)
 	c.Set(principalKey, principal{WorkspaceID: cred.WorkspaceID, Plan: cred.Plan, KeyPrefix: prefix})
 	c.Next()
+}
+
+// touch records, at most once a minute per key on this replica and off the
+// request's path, that the key was used.
+func (a *authenticator) touch(prefix string) {
+	now := a.now()
+	a.mu.Lock()
+	cc, ok := a.cache[prefix]
+	due := ok && now.Sub(cc.touched) >= time.Minute
+	if due {
+		cc.touched = now
+		a.cache[prefix] = cc
+	}
+	a.mu.Unlock()
+	if !due {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.store.TouchAPIKey(ctx, prefix)
+	}()
 }
 
 func (a *authenticator) refuse(c *gin.Context, detail string) {

@@ -31,7 +31,10 @@ type automationResponse struct {
 
 func automationOut(a store.Automation) automationResponse {
 	status := "disabled"
-	if a.Enabled {
+	switch {
+	case a.ArchivedAt != nil:
+		status = "archived"
+	case a.Enabled:
 		status = "enabled"
 	}
 	return automationResponse{ID: a.ID, Name: a.Name, Version: a.Version, Status: status, TriggerEvent: a.TriggerEvent,
@@ -135,12 +138,12 @@ func (s *Server) getAutomation(c *gin.Context) {
 
 func (s *Server) listAutomations(c *gin.Context) {
 	q := query{c: c}
-	limit, before := q.limit(), q.idCursor()
+	limit, before, archived := q.limit(), q.idCursor(), q.bool("archived")
 	if err := q.err(); err != nil {
 		_ = c.Error(err)
 		return
 	}
-	list, more, err := s.store.ListAutomations(c.Request.Context(), who(c).WorkspaceID, before, limit)
+	list, more, err := s.store.ListAutomations(c.Request.Context(), who(c).WorkspaceID, before, limit, archived)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -156,15 +159,12 @@ func (s *Server) listAutomations(c *gin.Context) {
 	c.JSON(http.StatusOK, newPage(out, next))
 }
 
-func (s *Server) enableAutomation(c *gin.Context)  { s.setEnabled(c, true) }
-func (s *Server) disableAutomation(c *gin.Context) { s.setEnabled(c, false) }
-
-func (s *Server) setEnabled(c *gin.Context, enabled bool) {
+func (s *Server) enableAutomation(c *gin.Context) {
 	id, err := pathID(c, "automation")
 	if err == nil {
 		ws := who(c).WorkspaceID
 		var a store.Automation
-		if a, err = s.store.SetAutomationEnabled(c.Request.Context(), ws, id, enabled); err == nil {
+		if a, err = s.store.SetAutomationEnabled(c.Request.Context(), ws, id, true); err == nil {
 			s.invalidate(ws)
 			c.JSON(http.StatusOK, automationOut(a))
 			return
@@ -179,9 +179,11 @@ func (s *Server) invalidate(ws uuid.UUID) {
 	}
 }
 
-// enrollmentResponse is an enrollment with its step log.
+// enrollmentResponse is an enrollment with its step log and, while it
+// runs, what Temporal says of its current step.
 type enrollmentResponse struct {
 	store.Enrollment
+	liveEnrollment
 	Steps []store.StepRecord `json:"steps"`
 }
 
@@ -221,7 +223,14 @@ func (s *Server) getEnrollment(c *gin.Context) {
 			if steps == nil {
 				steps = []store.StepRecord{}
 			}
-			c.JSON(http.StatusOK, enrollmentResponse{Enrollment: e, Steps: steps})
+			resp := enrollmentResponse{Enrollment: e, Steps: steps}
+			if e.Status == store.EnrollmentActive {
+				if l, ok := live(c.Request.Context(), s.cfg.Temporal, e.WorkflowID); ok {
+					resp.liveEnrollment = l
+					resp.Enrollment.CurrentStep = &l.CurrentStep
+				}
+			}
+			c.JSON(http.StatusOK, resp)
 			return
 		}
 	}

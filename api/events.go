@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -61,7 +63,12 @@ func (s *Server) ingestEvent(c *gin.Context) {
 		return
 	}
 	p := who(c)
-	out, err := s.record(c.Request.Context(), p, []store.EventInput{in})
+	key, err := idempotencyKey(c, body)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	out, err := s.record(c, p, []store.EventInput{in}, key)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -72,10 +79,18 @@ func (s *Server) ingestEvent(c *gin.Context) {
 		_ = c.Error(contactNotFound(in))
 		return
 	}
+	if errors.Is(res.Err, store.ErrExternalIDConflict) {
+		s.count(c, "external_id_conflict", 1)
+		_ = c.Error(externalIDConflict(res.EventID))
+		return
+	}
 	s.warnUsage(c, p, out.Tracked)
-	if res.Duplicate {
+	switch {
+	case out.Replayed:
+		s.count(c, "replayed", 1)
+	case res.Duplicate:
 		s.count(c, "duplicate", 1)
-	} else {
+	default:
 		s.count(c, "recorded", 1)
 	}
 	c.JSON(http.StatusAccepted, ingestResponse{
@@ -101,17 +116,27 @@ func (s *Server) ingestBatch(c *gin.Context) {
 		return
 	}
 	resp := batchResponse{Errors: batch.Errors}
+	key, err := idempotencyKey(c, body)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
 	if len(batch.Events) > 0 {
 		p := who(c)
-		out, err := s.record(c.Request.Context(), p, batch.Events)
+		out, err := s.record(c, p, batch.Events, key)
 		if err != nil {
 			_ = c.Error(err)
 			return
 		}
 		for i, res := range out.Results {
-			if errors.Is(res.Err, store.ErrContactNotFound) {
+			switch {
+			case errors.Is(res.Err, store.ErrContactNotFound):
 				in := batch.Events[i]
 				pe := contactNotFound(in).Errors[0]
+				resp.Errors = append(resp.Errors, ingest.ItemError{Index: batch.Index[i], FieldError: pe})
+				continue
+			case errors.Is(res.Err, store.ErrExternalIDConflict):
+				pe := externalIDConflict(res.EventID).Errors[0]
 				resp.Errors = append(resp.Errors, ingest.ItemError{Index: batch.Index[i], FieldError: pe})
 				continue
 			}
@@ -133,21 +158,97 @@ func (s *Server) ingestBatch(c *gin.Context) {
 	if resp.Errors == nil {
 		resp.Errors = []ingest.ItemError{}
 	}
-	s.count(c, "recorded", resp.Processed-resp.Duplicates)
-	s.count(c, "duplicate", resp.Duplicates)
-	s.count(c, "invalid", resp.Failed)
+	if c.Writer.Header().Get(ReplayedHeader) != "" {
+		s.count(c, "replayed", batch.Size)
+	} else {
+		s.count(c, "recorded", resp.Processed-resp.Duplicates)
+		s.count(c, "duplicate", resp.Duplicates)
+		s.count(c, "invalid", resp.Failed)
+	}
 	c.JSON(http.StatusOK, resp)
 }
 
+// IdempotencyKeyHeader names the header that makes a retried ingest
+// request safe: the same key with the same body gets the first answer.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// ReplayedHeader is set on an answer that repeats the first answer to an
+// Idempotency-Key.
+const ReplayedHeader = "Idempotent-Replayed"
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 255
+
+// idemKey is a request's Idempotency-Key and the hash of its body.
+type idemKey struct {
+	key  string
+	hash []byte
+}
+
+// idempotencyKey reads the Idempotency-Key header: 1 to 255 visible ASCII
+// characters, or absent.
+func idempotencyKey(c *gin.Context, body []byte) (idemKey, error) {
+	v, ok := c.Request.Header[IdempotencyKeyHeader]
+	if !ok {
+		return idemKey{}, nil
+	}
+	key := strings.Join(v, ",")
+	valid := len(v) == 1 && len(key) >= 1 && len(key) <= maxIdempotencyKey
+	for i := 0; valid && i < len(key); i++ {
+		valid = key[i] > ' ' && key[i] < 0x7f
+	}
+	if !valid {
+		detail := fmt.Sprintf("must be one value of 1 to %d visible ASCII characters", maxIdempotencyKey)
+		return idemKey{}, invalid(ingest.FieldError{Field: IdempotencyKeyHeader, Code: ingest.CodeInvalid, Detail: detail})
+	}
+	sum := sha256.Sum256(body)
+	return idemKey{key: key, hash: sum[:]}, nil
+}
+
+func keyReused() *Error {
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+		Detail: "this Idempotency-Key was used with another request body; use a new key for a new request",
+		Errors: []ingest.FieldError{{Field: IdempotencyKeyHeader, Code: "idempotency_key_reused",
+			Detail: "used before with another request body"}}}
+}
+
+// externalIDConflict is a 409 naming the event that already has the
+// external_id.
+func externalIDConflict(existing uuid.UUID) *Error {
+	detail := fmt.Sprintf("external_id already names event %s, of another contact or another name; nothing was changed", existing)
+	return &Error{Status: http.StatusConflict, Code: "external_id_conflict", Detail: detail,
+		Errors: []ingest.FieldError{{Field: "external_id", Code: "external_id_conflict", Detail: detail}},
+		Extra:  map[string]any{"existing_event_id": existing}}
+}
+
 // record sends a request's events to the recorder and maps a quota refusal.
-func (s *Server) record(ctx context.Context, p principal, events []store.EventInput) (store.RecordOutcome, error) {
+//
+// An Idempotency-Key used before with another body is refused; an answer
+// that repeats a kept one is marked with ReplayedHeader.
+func (s *Server) record(c *gin.Context, p principal, events []store.EventInput, key idemKey) (store.RecordOutcome, error) {
+	ctx := c.Request.Context()
+	out, err := s.recordRequest(ctx, p, events, key)
+	switch {
+	case err != nil:
+		return out, err
+	case out.KeyReused:
+		return out, keyReused()
+	case out.Replayed:
+		c.Header(ReplayedHeader, "true")
+	}
+	return out, nil
+}
+
+// recordRequest hands the request to the recorder and maps a quota refusal.
+func (s *Server) recordRequest(ctx context.Context, p principal, events []store.EventInput, key idemKey) (store.RecordOutcome, error) {
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	out, err := s.recorder.Record(ctx, &store.RecordRequest{WorkspaceID: p.WorkspaceID, Plan: p.Plan, Events: events,
-		TraceParent: carrier["traceparent"]})
+		TraceParent: carrier["traceparent"], IdempotencyKey: key.key, RequestHash: key.hash})
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
 		s.metrics.events.Add(ctx, int64(len(events)), metric.WithAttributes(attribute.String("outcome", "quota_exceeded")))
+		s.pause(ctx, s.cfg.QuotaPause)
 		return out, &Error{Status: http.StatusTooManyRequests, Code: "quota_exceeded",
 			Detail: fmt.Sprintf("this request would take the workspace past its monthly hard cap of %d events (plan limit %d, %d used)",
 				qe.HardCap, qe.Limit, qe.Used),
@@ -156,6 +257,19 @@ func (s *Server) record(ctx context.Context, p principal, events []store.EventIn
 			RetryAfter: time.Until(store.Period(time.Now()).AddDate(0, 1, 0))}
 	}
 	return out, err
+}
+
+// pause waits d, or until the client has gone.
+func (s *Server) pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (s *Server) warnUsage(c *gin.Context, p principal, tracked int64) {
@@ -254,6 +368,10 @@ func storeError(err error, what string) error {
 		return notFound(what)
 	case errors.Is(err, store.ErrConflict):
 		return errorf(http.StatusConflict, "conflict", "another %s already has this email", what)
+	case errors.Is(err, store.ErrArchived):
+		return errorf(http.StatusConflict, "archived", "the %s is archived and can no longer be changed", what)
+	case errors.Is(err, store.ErrNotActive):
+		return errorf(http.StatusConflict, "not_active", "the %s has already ended", what)
 	}
 	return err
 }

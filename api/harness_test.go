@@ -35,7 +35,12 @@ type harnessOption func(*api.Config)
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
-	st := storetest.New(t, store.Config{})
+	return newHarnessOn(t, storetest.New(t, store.Config{}), opts...)
+}
+
+// newHarnessOn is a harness on a store of the test's own making.
+func newHarnessOn(t *testing.T, st *store.Store, opts ...harnessOption) *harness {
+	t.Helper()
 	rec := ingest.NewRecorder(st, ingest.RecorderConfig{})
 	t.Cleanup(rec.Close)
 	tel, err := telemetry.Setup(context.Background(), "signalbox-test", false)

@@ -370,7 +370,8 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 
 	caps := map[string]int{"ingestEvent": maxEventBody, "ingestBatch": maxBatchBody,
 		"upsertContact": maxContactBody, "patchContact": maxContactBody, "createAutomation": maxAutomationBody,
-		"validateAutomation": maxAutomationBody, "updateAutomation": maxAutomationBody}
+		"validateAutomation": maxAutomationBody, "updateAutomation": maxAutomationBody,
+		"exitEnrollment": maxControlBody, "disableAutomation": maxControlBody, "startBackfill": maxControlBody}
 	for key, op := range ops {
 		rb, ok := op["requestBody"]
 		if !ok {
@@ -392,12 +393,25 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 	quota := oaObj(t, oaObj(t, components["responses"], "responses")["QuotaExceeded"], "QuotaExceeded")
 	require.Equal(t, map[string]any{"$ref": "#/components/headers/RetryAfter"},
 		oaObj(t, quota["headers"], "QuotaExceeded headers")["Retry-After"])
+	// Recording answers a transient database failure with 503 and when to
+	// retry.
+	unavailable := oaObj(t, oaObj(t, components["responses"], "responses")["Unavailable"], "Unavailable")
+	require.Equal(t, map[string]any{"$ref": "#/components/headers/RetryAfterUnavailable"},
+		oaObj(t, unavailable["headers"], "Unavailable headers")["Retry-After"])
+	retry := oaObj(t, oaObj(t, components["headers"], "headers")["RetryAfterUnavailable"], "RetryAfterUnavailable")
+	require.EqualValues(t, unavailableRetry.Seconds(), retry["example"])
+	for _, key := range []string{"POST /v1/events", "POST /v1/events/batch"} {
+		require.Equal(t, map[string]any{"$ref": "#/components/responses/Unavailable"},
+			oaObj(t, oaOperations(t, doc)[key]["responses"], key)["503"], "%s: no 503", key)
+	}
 
 	description := oaObj(t, doc["info"], "info")["description"].(string)
 	for plan, want := range map[store.Plan]string{store.PlanStarter: "50,000", store.PlanGrowth: "250,000",
 		store.PlanScale: "1,000,000"} {
 		require.Contains(t, description, string(plan)+" "+want, "quota of %s", plan)
 	}
+	require.Equal(t, 250*time.Millisecond, DefaultQuotaPause)
+	require.Contains(t, description, "after a pause\nof a quarter of a second")
 }
 
 // TestOpenAPIAutomationLimitsMatchCode ties the automation definition's

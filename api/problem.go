@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/signalbox/signalbox/ingest"
+	"github.com/signalbox/signalbox/store"
 )
 
 // Error is the one error type handlers return; the problem middleware
@@ -64,6 +66,19 @@ func notFound(what string) *Error {
 	return errorf(http.StatusNotFound, "not_found", "%s not found", what)
 }
 
+// unavailableRetry is the Retry-After of a 503: transient failures (a lock
+// or statement timeout, a lost connection, a database restarting) are over
+// in moments or not soon, and a client backing off from one second on
+// serves both.
+const unavailableRetry = time.Second
+
+// unavailable reports whether err is a transient failure of the database,
+// or the server shutting down, rather than of the request: answered 503
+// with Retry-After instead of 500.
+func unavailable(err error) bool {
+	return store.IsTransient(err) || errors.Is(err, ingest.ErrClosed)
+}
+
 // problems renders the error a handler left in the context, and recovers
 // from panics as a 500 problem. 4xx are logged at info, 5xx at error with
 // the cause, which is never sent.
@@ -90,9 +105,14 @@ func render(c *gin.Context, log *slog.Logger) {
 	err := c.Errors.Last().Err
 	var e *Error
 	if !errors.As(err, &e) {
-		log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
-			"path", c.FullPath(), "error", err.Error())
 		e = errorf(http.StatusInternalServerError, "internal", "the server could not complete the request")
+		if unavailable(err) {
+			e = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+				Detail:     "the service is unavailable for a moment; retry the request after Retry-After seconds",
+				RetryAfter: unavailableRetry}
+		}
+		log.ErrorContext(c.Request.Context(), "request failed", "method", c.Request.Method,
+			"path", c.FullPath(), "status", e.Status, "error", err.Error())
 	} else {
 		log.InfoContext(c.Request.Context(), "request refused", "method", c.Request.Method,
 			"path", c.FullPath(), "status", e.Status, "code", e.Code, "detail", e.Detail)
@@ -117,7 +137,7 @@ func render(c *gin.Context, log *slog.Logger) {
 		doc[k] = v
 	}
 	if e.RetryAfter > 0 {
-		c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())+1))
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	c.Header("Content-Type", "application/problem+json")
 	c.Status(e.Status)

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	"go.temporal.io/sdk/client"
 
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/ingest"
@@ -52,7 +53,22 @@ type Config struct {
 	// OnIntents is called after a request wrote outbox intents outside the
 	// recorder (deleting a contact cancels its enrollments).
 	OnIntents func()
+	// QuotaPause is how long an answer refusing events for the quota waits
+	// before it is sent; default DefaultQuotaPause, negative for none.
+	QuotaPause time.Duration
+	// Temporal, when set, is asked for a running enrollment's live step
+	// and retries (GET /v1/enrollments/{id}).
+	Temporal client.Client
 }
+
+// DefaultQuotaPause holds back each 429 quota_exceeded answer. A refusal
+// costs no transaction, so a client past its cap that retries at once,
+// ignoring Retry-After, would otherwise get its answers back as fast as the
+// API can write them and take CPU from every other workspace: 32 such
+// connections made about 6,000 requests a second on a 2-core machine and
+// took over half of it. Paused, each connection sends at most 4 a second;
+// a client that honours Retry-After never notices.
+const DefaultQuotaPause = 250 * time.Millisecond
 
 // Server handles the API.
 type Server struct {
@@ -72,6 +88,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.QuotaPause == 0 {
+		cfg.QuotaPause = DefaultQuotaPause
 	}
 	if cfg.Meter == nil {
 		cfg.Meter = noop.NewMeterProvider()
@@ -125,6 +144,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/events/:id", s.getEvent)
 	v1.DELETE("/events/:id", s.deleteEvent)
 	v1.POST("/events/:id/restore", s.restoreEvent)
+	v1.GET("/events/:id/decisions", s.eventDecisions)
 
 	v1.POST("/contacts", s.upsertContact)
 	v1.GET("/contacts", s.listContacts)
@@ -134,16 +154,29 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/contacts/:id/timeline", s.timeline)
 
 	v1.GET("/usage", s.usage)
+	v1.GET("/workspace", s.getWorkspace)
+	v1.POST("/workspace/webhook-secret/rotate", s.rotateWebhookSecret)
 
 	v1.POST("/automations", s.createAutomation)
 	v1.POST("/automations/validate", s.validateAutomation)
 	v1.GET("/automations", s.listAutomations)
 	v1.GET("/automations/:id", s.getAutomation)
 	v1.PUT("/automations/:id", s.updateAutomation)
+	v1.DELETE("/automations/:id", s.deleteAutomation)
 	v1.POST("/automations/:id/enable", s.enableAutomation)
 	v1.POST("/automations/:id/disable", s.disableAutomation)
+	v1.GET("/automations/:id/decisions", s.automationDecisions)
+	v1.GET("/automations/:id/stats", s.automationStats)
+	v1.POST("/automations/:id/backfill", s.startBackfill)
+	v1.GET("/automations/:id/backfills", s.listBackfills)
+	v1.GET("/backfills/:id", s.getBackfill)
+	v1.POST("/backfills/:id/cancel", s.cancelBackfill)
+	v1.GET("/automations/:id/versions", s.listVersions)
+	v1.GET("/automations/:id/versions/:n", s.getVersion)
+	v1.POST("/automations/:id/versions/:n/restore", s.restoreVersion)
 	v1.GET("/enrollments", s.listEnrollments)
 	v1.GET("/enrollments/:id", s.getEnrollment)
+	v1.POST("/enrollments/:id/exit", s.exitEnrollment)
 	return r
 }
 

@@ -56,6 +56,12 @@ type Config struct {
 	MaxStringSize uint64
 	// CacheSize is how many compiled programs are kept, least recently used evicted; default 1,024.
 	CacheSize int
+	// EventCostBudget is the actual cost all the conditions evaluated for one event may spend
+	// together (see Budget); default DefaultEventCostBudget.
+	EventCostBudget uint64
+	// EventTimeout bounds the wall-clock time of one event's conditions together; default
+	// DefaultEventTimeout, negative for none.
+	EventTimeout time.Duration
 }
 
 // Defaults applied by NewEnv to zero Config fields.
@@ -89,8 +95,12 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxExpressionLength, DefaultMaxExpressionLength)
 	defInt(&c.MaxRecursionDepth, DefaultMaxRecursionDepth)
 	defInt(&c.CacheSize, DefaultCacheSize)
+	def(&c.EventCostBudget, DefaultEventCostBudget)
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.EventTimeout == 0 {
+		c.EventTimeout = DefaultEventTimeout
 	}
 	return c
 }
@@ -249,7 +259,7 @@ func (e *Env) compile(expr string, kind Kind) (*Program, error) {
 		// Programs fail to build on constant inputs that cannot work, such as a bad regex.
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return &Program{env: e, expr: expr, kind: kind, prg: prg, cost: est.Max}, nil
+	return &Program{env: e, expr: expr, kind: kind, prg: prg, cost: est.Max, paths: readPaths(ast)}, nil
 }
 
 // issuesDetail formats CEL's compile issues as "line:column: message" joined by "; ", without

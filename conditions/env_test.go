@@ -2,6 +2,8 @@ package conditions
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 )
 
 func TestCompileErrors(t *testing.T) {
@@ -153,6 +156,82 @@ func TestEvaluationStopsAtDeadline(t *testing.T) {
 	require.Less(t, time.Since(start), time.Second)
 }
 
+// TestEventBudgetSharedByConditions evaluates one event's conditions under
+// one budget: each spends what it costs, and once the budget is gone the
+// rest are not evaluated at all.
+func TestEventBudgetSharedByConditions(t *testing.T) {
+	t.Parallel()
+	items := make([]any, 500)
+	for i := range items {
+		items[i] = float64(i)
+	}
+	vars := Vars{Event: map[string]any{"properties": map[string]any{"items": items}}}
+	const expr = "event.properties.items.exists(i, i == -1)"
+	// What one evaluation costs over these 500 items.
+	probe, err := NewEnv(Config{CostLimit: 1_000_000, Timeout: -1, EventTimeout: -1})
+	require.NoError(t, err)
+	p, err := probe.Compile(expr, KindCondition)
+	require.NoError(t, err)
+	ctx, cancel := probe.EventBudget(context.Background())
+	defer cancel()
+	_, err = p.EvalBool(ctx, vars)
+	require.NoError(t, err)
+	left, ok := BudgetLeft(ctx)
+	require.True(t, ok)
+	cost := DefaultEventCostBudget - left
+	require.Greater(t, cost, uint64(500))
+
+	// A budget of three and a half evaluations: the fourth still starts
+	// and spends the rest, the fifth does not.
+	env, err := NewEnv(Config{CostLimit: 1_000_000, EventCostBudget: cost*3 + cost/2, Timeout: -1, EventTimeout: -1})
+	require.NoError(t, err)
+	p, err = env.Compile(expr, KindCondition)
+	require.NoError(t, err)
+	cheap, err := env.Compile("event.properties.items.size() == 500", KindCondition)
+	require.NoError(t, err)
+	ctx, cancel = env.EventBudget(context.Background())
+	defer cancel()
+	evaluated := 0
+	for range 20 {
+		_, err := p.EvalBool(ctx, vars)
+		if errors.Is(err, ErrBudget) {
+			break
+		}
+		require.NoError(t, err)
+		evaluated++
+	}
+	require.Equal(t, 4, evaluated)
+	left, _ = BudgetLeft(ctx)
+	require.Zero(t, left)
+	// Even a cheap condition is refused now; another event has its own budget.
+	_, err = cheap.EvalBool(ctx, vars)
+	require.ErrorIs(t, err, ErrBudget)
+	other, cancel2 := env.EventBudget(context.Background())
+	defer cancel2()
+	ok, err = cheap.EvalBool(other, vars)
+	require.NoError(t, err)
+	require.True(t, ok)
+	// Without a budget in the context, nothing is counted.
+	_, ok = BudgetLeft(context.Background())
+	require.False(t, ok)
+}
+
+// TestEventDeadline stops an event's conditions when its deadline passes.
+func TestEventDeadline(t *testing.T) {
+	t.Parallel()
+	env, err := NewEnv(Config{CostBudget: math.MaxUint64, CostLimit: math.MaxUint64, Timeout: -1,
+		EventTimeout: 5 * time.Millisecond})
+	require.NoError(t, err)
+	p, err := env.Compile("lists.range(1000).map(x, lists.range(1000).map(y, x * y)).size() > 0", KindCondition)
+	require.NoError(t, err)
+	ctx, cancel := env.EventBudget(context.Background())
+	defer cancel()
+	_, err = p.EvalBool(ctx, Vars{})
+	require.ErrorIs(t, err, ErrTimeout)
+	_, err = p.EvalBool(ctx, Vars{})
+	require.ErrorIs(t, err, ErrTimeout, "later conditions of the event do not start")
+}
+
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, Config{
@@ -164,6 +243,8 @@ func TestConfigDefaults(t *testing.T) {
 		MaxCollectionSize:   DefaultMaxCollectionSize,
 		MaxStringSize:       DefaultMaxStringSize,
 		CacheSize:           DefaultCacheSize,
+		EventCostBudget:     DefaultEventCostBudget,
+		EventTimeout:        DefaultEventTimeout,
 	}, newTestEnv(t).Config())
 
 	env, err := NewEnv(Config{CostBudget: 5, Timeout: -1})
@@ -232,4 +313,33 @@ func TestLoadWithRealChecker(t *testing.T) {
 		{Pointer: "/steps/2/properties/p", Detail: "invalid expression: 1:1: undeclared reference to 'hello'"},
 		{Pointer: "/trigger/condition", Detail: "invalid expression: a condition must evaluate to a bool, not string"},
 	}, problems)
+}
+
+func TestWaitCondition(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	trigger := event.Event{Name: "signed.up", Properties: json.RawMessage(`{"amount": 50}`)}
+	ev := event.Event{Name: "order.placed", Properties: json.RawMessage(`{"amount": 80}`), OccurredAt: time.Now()}
+	vip := ContactMap("c1", "ada@example.com", nil, nil, json.RawMessage(`{"vip": true}`))
+	for _, tc := range []struct {
+		name      string
+		condition string
+		contact   map[string]any
+		want      bool
+		err       bool
+	}{
+		{"no condition", "", nil, true, false},
+		{"event above the trigger", "event.properties.amount > trigger.properties.amount", nil, true, false},
+		{"event below", "event.properties.amount > 100", nil, false, false},
+		{"contact", "contact.properties.vip", vip, true, false},
+		{"contact not loaded", "contact.properties.vip", nil, false, true},
+		{"does not compile", "event.properties.amount >", nil, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ok, err := env.WaitCondition(context.Background(), tc.condition, trigger, ev, tc.contact, time.Now())
+			require.Equal(t, tc.want, ok)
+			require.Equal(t, tc.err, err != nil, "error %v", err)
+		})
+	}
 }

@@ -25,6 +25,9 @@ var (
 	ErrCostLimit = errors.New("cost limit exceeded")
 	// ErrTimeout means the evaluation ran past its deadline.
 	ErrTimeout = errors.New("evaluation timed out")
+	// ErrBudget means the event's conditions had spent their budget together (see Budget), so
+	// this one was not evaluated.
+	ErrBudget = errors.New("the event's condition budget is spent")
 	// ErrNotBool means a condition produced something other than a bool.
 	ErrNotBool = errors.New("condition is not a bool")
 	// ErrNotJSON means a value has no JSON form, such as NaN.
@@ -37,7 +40,8 @@ var (
 type EvalError struct {
 	// Expr is the expression's source.
 	Expr string
-	// Reason is one of ErrNoSuchKey, ErrCostLimit, ErrTimeout, ErrNotBool, ErrNotJSON, ErrEval.
+	// Reason is one of ErrNoSuchKey, ErrCostLimit, ErrTimeout, ErrBudget, ErrNotBool, ErrNotJSON,
+	// ErrEval.
 	Reason error
 	// Err is the underlying failure, with CEL's wording.
 	Err error

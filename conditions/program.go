@@ -40,6 +40,9 @@ type Program struct {
 	kind Kind
 	prg  cel.Program
 	cost uint64
+	// paths are the variables' fields the expression reads, such as
+	// event.properties.amount, for Reads.
+	paths [][]string
 }
 
 // Expr returns the source of the expression.
@@ -92,6 +95,12 @@ func (p *Program) EvalValue(ctx context.Context, vars Vars) (any, error) {
 }
 
 func (p *Program) eval(ctx context.Context, vars Vars) (ref.Val, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &EvalError{Expr: p.expr, Reason: ErrTimeout, Err: err}
+	}
+	if spent(ctx) {
+		return nil, &EvalError{Expr: p.expr, Reason: ErrBudget, Err: ErrBudget}
+	}
 	if timeout := p.env.cfg.Timeout; timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -104,7 +113,16 @@ func (p *Program) eval(ctx context.Context, vars Vars) (ref.Val, error) {
 		"contact": a.NativeToValue(orEmpty(vars.Contact)),
 		"now":     types.Timestamp{Time: vars.Now},
 	}
-	out, _, err := p.prg.ContextEval(ctx, activation)
+	out, det, err := p.prg.ContextEval(ctx, activation)
+	// What an evaluation spent counts against the event's budget; one cut
+	// short counts in full.
+	cost := p.env.cfg.CostLimit
+	if det != nil && err == nil {
+		if c := det.ActualCost(); c != nil {
+			cost = *c
+		}
+	}
+	spend(ctx, cost)
 	if err != nil {
 		return nil, &EvalError{Expr: p.expr, Reason: reason(err), Err: err}
 	}

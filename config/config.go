@@ -44,6 +44,15 @@ type Config struct {
 	LogFormat string
 	// DBMaxConns caps the connection pool (DB_MAX_CONNS, default 0 = auto).
 	DBMaxConns int32
+	// DBStatementTimeout and DBLockTimeout bound each statement of a record
+	// transaction and each of its waits for a lock (DB_STATEMENT_TIMEOUT,
+	// default 10s; DB_LOCK_TIMEOUT, default 3s; whole milliseconds, the lock
+	// timeout shorter). Such a transaction's statements take milliseconds;
+	// past these bounds something else is wrong, and the request is better
+	// answered 503 than left to stall a group commit that mixes workspaces.
+	// `signalbox migrate` is not bound by them.
+	DBStatementTimeout time.Duration
+	DBLockTimeout      time.Duration
 	// Committers is how many group commits may run at once (INGEST_COMMITTERS).
 	Committers int
 	// AuthCacheTTL is how long a checked API key is trusted before it is
@@ -78,6 +87,28 @@ type Config struct {
 	// server more than handing it over; with the SDK's default of 2 the
 	// pollers are often between polls.
 	WorkerPollers int
+	// BookkeepingRetryLimit bounds how long an enrollment retries a write
+	// or read of its own records (step log, wait index, finish) before the
+	// step fails and the enrollment ends failed (BOOKKEEPING_RETRY_LIMIT,
+	// default 1h: longer than a database restart or failover).
+	BookkeepingRetryLimit time.Duration
+	// EnrollmentRetention is how long an ended enrollment is kept, with its
+	// step log (ENROLLMENT_RETENTION, default 400d).
+	EnrollmentRetention time.Duration
+	// DecisionRetention is how long the record path's decisions are kept
+	// for GET /v1/events/{id}/decisions (DECISION_RETENTION, default 30d);
+	// 0 keeps none.
+	DecisionRetention time.Duration
+	// IdempotencyKeyTTL is how long an Idempotency-Key's first answer is
+	// kept (IDEMPOTENCY_KEY_TTL, default 24h).
+	IdempotencyKeyTTL time.Duration
+	// QueueReleaseEvery is how often workers start the queued enrollments
+	// of automations whose limits queue (QUEUE_RELEASE_EVERY, default 1s).
+	QueueReleaseEvery time.Duration
+	// ReconcileEvery is how often each active enrollment is checked against
+	// its workflow in Temporal, to record the real end of one that closed
+	// outside Signalbox (RECONCILE_EVERY, default 10m).
+	ReconcileEvery time.Duration
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production) and
@@ -108,6 +139,36 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.OutboxPoll, err = duration(getenv, "OUTBOX_POLL", time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.BookkeepingRetryLimit, err = duration(getenv, "BOOKKEEPING_RETRY_LIMIT", time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.QueueReleaseEvery, err = duration(getenv, "QUEUE_RELEASE_EVERY", time.Second); err != nil {
+		return c, err
+	}
+	if c.ReconcileEvery, err = duration(getenv, "RECONCILE_EVERY", 10*time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if c.IdempotencyKeyTTL, err = duration(getenv, "IDEMPOTENCY_KEY_TTL", 24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.EnrollmentRetention, err = duration(getenv, "ENROLLMENT_RETENTION", 400*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if v := getenv("DECISION_RETENTION"); v == "0" {
+		c.DecisionRetention = 0
+	} else if c.DecisionRetention, err = duration(getenv, "DECISION_RETENTION", 30*24*time.Hour); err != nil {
+		errs = append(errs, fmt.Errorf("%w (or 0 to keep no decisions)", err))
+	}
+	if c.DBStatementTimeout, err = milliseconds(getenv, "DB_STATEMENT_TIMEOUT", 10*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DBLockTimeout, err = milliseconds(getenv, "DB_LOCK_TIMEOUT", 3*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DBStatementTimeout > 0 && c.DBLockTimeout >= c.DBStatementTimeout {
+		errs = append(errs, fmt.Errorf("DB_LOCK_TIMEOUT (%s) must be shorter than DB_STATEMENT_TIMEOUT (%s), which would end the wait first",
+			c.DBLockTimeout, c.DBStatementTimeout))
 	}
 	c.SMTPURL, c.EmailFrom, c.WebhookAllowlist = getenv("SMTP_URL"), getenv("EMAIL_FROM"), getenv("WEBHOOK_ALLOWLIST")
 	if v := getenv("WEBHOOK_ALLOW_PRIVATE"); v != "" {
@@ -182,6 +243,22 @@ func duration(getenv func(string) string, key string, def time.Duration) (time.D
 	d, err := ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("%s: want a positive duration such as 90s, 72h or 730d, got %q", key, v)
+	}
+	return d, nil
+}
+
+// milliseconds reads a duration that PostgreSQL takes in whole
+// milliseconds: from 1ms to about 24 days (its limit), without a fraction
+// of a millisecond; def when unset.
+func milliseconds(getenv func(string) string, key string, def time.Duration) (time.Duration, error) {
+	v := getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond || d%time.Millisecond != 0 || d.Milliseconds() > math.MaxInt32 {
+		return 0, fmt.Errorf("%s: want a duration of whole milliseconds from 1ms to %dms, such as 500ms or 10s, got %q",
+			key, math.MaxInt32, v)
 	}
 	return d, nil
 }

@@ -30,6 +30,8 @@ type Automation struct {
 	ExitOn []string `json:"exit_on,omitempty"`
 	// Steps run in order for every enrollment.
 	Steps []Step `json:"steps"`
+	// Limits, when set, bound how many enrollments the automation starts.
+	Limits *Limits `json:"limits,omitempty"`
 }
 
 // UnmarshalJSON decodes strictly with the same rules as Parse, so a snapshot handed to a workflow

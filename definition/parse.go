@@ -32,6 +32,7 @@ func Parse(data []byte) (*Automation, []Problem) {
 		"trigger": func(p pointer, v json.RawMessage) { a.Trigger = d.trigger(p, v) },
 		"exit_on": func(p pointer, v json.RawMessage) { a.ExitOn = d.strs(p, v) },
 		"steps":   func(p pointer, v json.RawMessage) { a.Steps = d.steps(p, v, 1) },
+		"limits":  func(p pointer, v json.RawMessage) { a.Limits = d.limits(p, v) },
 	})
 	return a, sortProblems(d.list)
 }

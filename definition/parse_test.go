@@ -107,7 +107,7 @@ func TestParseKeepsPartialAutomation(t *testing.T) {
 	require.Len(t, a.Steps, 1)
 	require.NotNil(t, a.Steps[0].Delay)
 	require.Equal(t, []Problem{
-		{Pointer: "/extra", Detail: `unknown field "extra"; allowed fields are exit_on, name, steps, trigger`},
+		{Pointer: "/extra", Detail: `unknown field "extra"; allowed fields are exit_on, limits, name, steps, trigger`},
 		{Pointer: "/steps/0/duration", Detail: "must be a string, not a number"},
 	}, problems)
 }

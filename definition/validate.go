@@ -26,6 +26,7 @@ func Validate(a *Automation, check ExpressionChecker) []Problem {
 	v.name(a.Name)
 	v.trigger(a.Trigger)
 	v.exitOn(a.ExitOn)
+	v.limits(a.Limits)
 	if len(a.Steps) == 0 {
 		v.add("/steps", "at least one step is required")
 	}

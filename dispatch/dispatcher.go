@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	commonpb "go.temporal.io/api/common/v1"
@@ -28,7 +29,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/signalbox/signalbox/activities"
+	"github.com/signalbox/signalbox/intent"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/workflows"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	Identity string
 	// TaskQueue is where enrollments start; default workflows.TaskQueue.
 	TaskQueue string
+	// Meter records the intents that failed for good; default the global
+	// meter provider.
+	Meter metric.MeterProvider
 }
 
 // Dispatcher delivers intents. Any number may run, in any processes: claims
@@ -61,6 +65,7 @@ type Dispatcher struct {
 	wake   chan struct{}
 	dc     converter.DataConverter
 	tracer trace.Tracer
+	failed metric.Int64Counter
 }
 
 // New makes a Dispatcher.
@@ -86,8 +91,14 @@ func New(s *store.Store, c client.Client, cfg Config, log *slog.Logger) *Dispatc
 	if cfg.Identity == "" {
 		cfg.Identity = "signalbox-dispatcher"
 	}
+	if cfg.Meter == nil {
+		cfg.Meter = otel.GetMeterProvider()
+	}
+	failed, _ := cfg.Meter.Meter("github.com/signalbox/signalbox/dispatch").Int64Counter("signalbox.outbox.failed",
+		metric.WithDescription("Intents Temporal refused for good, by kind and cause; each ended its enrollment failed"))
 	return &Dispatcher{store: s, client: c, cfg: cfg, log: log, wake: make(chan struct{}, 1),
-		dc: converter.GetDefaultDataConverter(), tracer: otel.Tracer("github.com/signalbox/signalbox/dispatch")}
+		dc: converter.GetDefaultDataConverter(), tracer: otel.Tracer("github.com/signalbox/signalbox/dispatch"),
+		failed: failed}
 }
 
 // Wake asks for a delivery round now; it never blocks.
@@ -142,6 +153,10 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			outcome, err := d.deliver(ctx, in)
+			if cause, ok := permanent(err); ok {
+				d.fail(ctx, in, cause, err)
+				return
+			}
 			if err != nil {
 				backoff := min(time.Duration(1<<min(in.Attempts, 8))*100*time.Millisecond, 30*time.Second)
 				d.log.WarnContext(ctx, "intent not delivered", "intent_id", in.ID.String(), "kind", in.Kind,
@@ -160,6 +175,62 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	return len(intents), d.store.MarkDelivered(context.WithoutCancel(ctx), done, outcomes)
 }
 
+// permanent says whether Temporal refused an intent for good, and names
+// the cause: retrying the same request can only meet the same answer.
+// Everything else (unavailable, deadline exceeded, resource exhausted, an
+// unreachable server) is transient and backs off.
+func permanent(err error) (string, bool) {
+	var (
+		invalid   *serviceerror.InvalidArgument
+		namespace *serviceerror.NamespaceNotFound
+		payload   *invalidPayload
+	)
+	switch {
+	case err == nil:
+		return "", false
+	case errors.As(err, &payload):
+		return "invalid_payload", true
+	case errors.As(err, &namespace):
+		return "namespace_not_found", true
+	case errors.As(err, &invalid):
+		// Among others: an unregistered search attribute, a payload over
+		// the server's blob size limit, a malformed id.
+		return "invalid_argument", true
+	}
+	return "", false
+}
+
+// invalidPayload is an intent whose stored payload no longer decodes.
+type invalidPayload struct{ err error }
+
+func (e *invalidPayload) Error() string { return "intent payload does not decode: " + e.err.Error() }
+
+// fail settles an intent Temporal refused for good: the intent is marked
+// failed, its enrollment ends failed with the cause, the metric counts it,
+// and a workflow that may still run for it is terminated, so nothing is
+// left half alive. Other workflows' intents are not held back.
+func (d *Dispatcher) fail(ctx context.Context, in store.Intent, cause string, err error) {
+	ctx = context.WithoutCancel(ctx)
+	d.failed.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", in.Kind), attribute.String("cause", cause)))
+	ended, ferr := d.store.FailIntent(ctx, in.ID, err.Error())
+	if ferr != nil {
+		d.log.WarnContext(ctx, "record failed intent", "intent_id", in.ID.String(), "error", ferr.Error())
+		return
+	}
+	d.log.ErrorContext(ctx, "intent refused for good", "intent_id", in.ID.String(), "kind", in.Kind,
+		"workflow_id", in.WorkflowID, "cause", cause, "enrollment_failed", ended, "error", err.Error())
+	if in.Kind == intent.KindStart {
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	terr := d.client.TerminateWorkflow(tctx, in.WorkflowID, "", "signalbox could not deliver an intent: "+cause)
+	var nf *serviceerror.NotFound
+	if terr != nil && !errors.As(terr, &nf) {
+		d.log.WarnContext(ctx, "terminate workflow of failed intent", "workflow_id", in.WorkflowID, "error", terr.Error())
+	}
+}
+
 // deliver sends one intent. A nil error with an outcome means the intent is
 // settled, including final answers such as "the workflow already ended".
 func (d *Dispatcher) deliver(ctx context.Context, in store.Intent) (string, error) {
@@ -172,12 +243,14 @@ func (d *Dispatcher) deliver(ctx context.Context, in store.Intent) (string, erro
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	switch in.Kind {
-	case store.IntentStart:
+	case intent.KindStart:
 		return d.start(ctx, in)
-	case store.IntentSignal:
+	case intent.KindSignal:
 		return d.signal(ctx, in)
-	case store.IntentCancel:
+	case intent.KindCancel:
 		return d.cancel(ctx, in)
+	case intent.KindBackfill:
+		return d.backfill(ctx, in)
 	}
 	return "unknown_kind", nil
 }
@@ -185,7 +258,7 @@ func (d *Dispatcher) deliver(ctx context.Context, in store.Intent) (string, erro
 // StartOptions are how an enrollment's workflow is started: its
 // deterministic id, refused when it ran before (a redelivered start finds
 // the first), and the search attributes the Web UI filters by.
-func StartOptions(workflowID, taskQueue string, in workflows.EnrollmentInput) client.StartWorkflowOptions {
+func StartOptions(workflowID, taskQueue string, in intent.Start) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                                       workflowID,
 		TaskQueue:                                taskQueue,
@@ -193,21 +266,19 @@ func StartOptions(workflowID, taskQueue string, in workflows.EnrollmentInput) cl
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID),
-			workflows.AutomationAttribute.ValueSet(in.AutomationID),
-			workflows.ContactAttribute.ValueSet(in.ContactID),
+			workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID.String()),
+			workflows.AutomationAttribute.ValueSet(in.AutomationID.String()),
+			workflows.ContactAttribute.ValueSet(in.ContactID.String()),
 		),
 	}
 }
 
 func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error) {
-	// A start intent's payload (store.StartIntent) has the workflow
-	// input's JSON shape, so it decodes straight into it.
-	var p workflows.EnrollmentInput
+	// A start intent's payload is the workflow's input itself.
+	var p intent.Start
 	if err := json.Unmarshal(in.Payload, &p); err != nil {
 		// A stored definition that no longer decodes cannot improve.
-		d.log.ErrorContext(ctx, "start intent does not decode", "intent_id", in.ID.String(), "error", err.Error())
-		return "invalid_payload", nil
+		return "", &invalidPayload{err}
 	}
 	_, err := d.client.ExecuteWorkflow(ctx, StartOptions(in.WorkflowID, d.cfg.TaskQueue, p), workflows.EnrollmentWorkflow, p)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -220,13 +291,38 @@ func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error)
 	return "started", nil
 }
 
-func (d *Dispatcher) signal(ctx context.Context, in store.Intent) (string, error) {
-	var p store.SignalIntent
+// backfill starts a backfill's workflow; like an enrollment's, a
+// redelivered start finds the first.
+func (d *Dispatcher) backfill(ctx context.Context, in store.Intent) (string, error) {
+	var p intent.Backfill
 	if err := json.Unmarshal(in.Payload, &p); err != nil {
-		return "invalid_payload", nil
+		return "", &invalidPayload{err}
 	}
-	input, err := d.dc.ToPayloads(workflows.EventSignalInput{EnrollmentID: p.EnrollmentID.String(), StepID: p.StepID,
-		Event: activities.EventFrom(p.Event)})
+	_, err := d.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       in.WorkflowID,
+		TaskQueue:                                d.cfg.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.WorkspaceAttribute.ValueSet(p.WorkspaceID.String())),
+	}, workflows.BackfillWorkflow, p)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return "already_started", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("start backfill workflow: %w", err)
+	}
+	return "started", nil
+}
+
+func (d *Dispatcher) signal(ctx context.Context, in store.Intent) (string, error) {
+	var p intent.Signal
+	if err := json.Unmarshal(in.Payload, &p); err != nil {
+		return "", &invalidPayload{err}
+	}
+	input, err := d.dc.ToPayloads(p)
 	if err != nil {
 		return "", err
 	}

@@ -13,13 +13,18 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/dispatch"
+	"github.com/signalbox/signalbox/event"
+	"github.com/signalbox/signalbox/intent"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
 	"github.com/signalbox/signalbox/temporaltest"
@@ -120,12 +125,25 @@ func round(t *testing.T, d *dispatch.Dispatcher, n int) {
 }
 
 // startIntent is the payload of a start for a new enrollment.
-func startIntent() store.StartIntent {
-	return store.StartIntent{EnrollmentID: store.NewID(), WorkspaceID: uuid.New(), AutomationID: uuid.New(), Version: 1,
-		ContactID: uuid.New(), Definition: json.RawMessage(`{"name": "welcome", "trigger": {"event": "signed.up"},
-			"steps": [{"id": "activated", "type": "wait_for_event", "event": "project.created", "timeout": "1d"}]}`),
-		Trigger: store.TriggerEvent{ID: store.NewID(), Name: "signed.up", Properties: json.RawMessage(`{}`),
+func startIntent() intent.Start {
+	def, problems := definition.Load([]byte(`{"name": "welcome", "trigger": {"event": "signed.up"},
+		"steps": [{"id": "activated", "type": "wait_for_event", "event": "project.created", "timeout": "1d"}]}`), nil)
+	if len(problems) > 0 {
+		panic(problems)
+	}
+	return intent.Start{EnrollmentID: store.NewID(), WorkspaceID: uuid.New(), AutomationID: uuid.New(), Version: 1,
+		ContactID: uuid.New(), Definition: *def,
+		Trigger: event.Event{ID: store.NewID(), Name: "signed.up", Properties: json.RawMessage(`{}`),
 			OccurredAt: time.Now().UTC()}}
+}
+
+// undecodable is a start payload whose definition no longer decodes.
+func undecodable(p intent.Start) map[string]any {
+	raw, _ := json.Marshal(p)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["definition"] = json.RawMessage(`{"name": "no steps", "trigger": {"event": "signed.up"}, "unknown": 1}`)
+	return m
 }
 
 func TestStartDeliveredTwiceStartsOnce(t *testing.T) {
@@ -135,7 +153,7 @@ func TestStartDeliveredTwiceStartsOnce(t *testing.T) {
 	d := h.dispatcher(h.client)
 	p := startIntent()
 	wfID := workflows.WorkflowID(p.EnrollmentID.String())
-	id := h.add(wfID, store.IntentStart, p)
+	id := h.add(wfID, intent.KindStart, p)
 
 	round(t, d, 1)
 	require.Equal(t, row{Delivered: true, Outcome: "started", Attempts: 1}, h.row(id))
@@ -158,22 +176,22 @@ func TestStartDeliveredTwiceStartsOnce(t *testing.T) {
 	require.Equal(t, runID, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
 
 	// A signal reaches the running enrollment with its event.
-	ev := store.TriggerEvent{ID: store.NewID(), Name: "project.created", Properties: json.RawMessage(`{"n":1}`),
+	ev := event.Event{ID: store.NewID(), Name: "project.created", Properties: json.RawMessage(`{"n":1}`),
 		OccurredAt: time.Now().UTC()}
-	sig := h.add(wfID, store.IntentSignal, store.SignalIntent{EnrollmentID: p.EnrollmentID, StepID: "activated", Event: ev})
+	sig := h.add(wfID, intent.KindSignal, intent.Signal{EnrollmentID: p.EnrollmentID, StepID: "activated", Event: ev})
 	round(t, d, 1)
 	require.Equal(t, "signalled", h.row(sig).Outcome)
 	var got workflows.EventSignalInput
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	require.NoError(t, h.client.GetWorkflow(wctx, wfID, runID).Get(wctx, &got))
-	require.Equal(t, p.EnrollmentID.String(), got.EnrollmentID)
+	require.Equal(t, p.EnrollmentID, got.EnrollmentID)
 	require.Equal(t, "activated", got.StepID)
-	require.Equal(t, ev.ID.String(), got.Event.ID)
+	require.Equal(t, ev.ID, got.Event.ID)
 	require.Equal(t, "project.created", got.Event.Name)
 
 	// The enrollment has ended: a later signal has nothing to reach.
-	late := h.add(wfID, store.IntentSignal, store.SignalIntent{EnrollmentID: p.EnrollmentID, StepID: "activated", Event: ev})
+	late := h.add(wfID, intent.KindSignal, intent.Signal{EnrollmentID: p.EnrollmentID, StepID: "activated", Event: ev})
 	round(t, d, 1)
 	require.Equal(t, row{Delivered: true, Outcome: "not_running", Attempts: 1}, h.row(late))
 }
@@ -182,19 +200,16 @@ func TestFinalOutcomes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	missing := workflows.WorkflowID(uuid.NewString())
-	bad := startIntent()
-	bad.Definition = json.RawMessage(`{"name": "no steps", "trigger": {"event": "signed.up"}, "unknown": 1}`)
 	cases := []struct {
 		name    string
 		kind    string
 		payload any
 		outcome string
 	}{
-		{"signal to a missing workflow", store.IntentSignal, store.SignalIntent{EnrollmentID: uuid.New(), StepID: "w",
-			Event: store.TriggerEvent{ID: store.NewID(), Name: "x", Properties: json.RawMessage(`{}`)}}, "not_running"},
-		{"cancel of a missing workflow", store.IntentCancel, store.CancelIntent{EnrollmentID: uuid.New(), EventID: store.NewID()},
+		{"signal to a missing workflow", intent.KindSignal, intent.Signal{EnrollmentID: uuid.New(), StepID: "w",
+			Event: event.Event{ID: store.NewID(), Name: "x", Properties: json.RawMessage(`{}`)}}, "not_running"},
+		{"cancel of a missing workflow", intent.KindCancel, intent.Cancel{EnrollmentID: uuid.New(), EventID: ptr(store.NewID())},
 			"not_running"},
-		{"start that does not decode", store.IntentStart, bad, "invalid_payload"},
 	}
 	ids := make([]uuid.UUID, len(cases))
 	for i, tc := range cases {
@@ -204,6 +219,76 @@ func TestFinalOutcomes(t *testing.T) {
 	for i, tc := range cases {
 		require.Equal(t, row{Delivered: true, Outcome: tc.outcome, Attempts: 1}, h.row(ids[i]), tc.name)
 	}
+}
+
+// failedRow is an intent's failure state.
+func (h *harness) failed(id uuid.UUID) (bool, string) {
+	h.t.Helper()
+	var (
+		failed bool
+		cause  string
+	)
+	require.NoError(h.t, h.store.Pool().QueryRow(context.Background(), `SELECT failed_at IS NOT NULL AND delivered_at IS NULL,
+		coalesce(last_error, '') FROM outbox WHERE id = $1`, id).Scan(&failed, &cause))
+	return failed, cause
+}
+
+// TestPermanentFailures settles intents Temporal can never take as failed,
+// counts them, and goes on with the intents behind them: a start that does
+// not decode, and starts in a namespace that does not exist.
+func TestPermanentFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t)
+	reader := sdkmetric.NewManualReader()
+	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	d := dispatch.New(h.store, h.client, dispatch.Config{TaskQueue: h.queue, Lease: time.Minute, Meter: meter}, quiet())
+
+	bad := startIntent()
+	badID := workflows.WorkflowID(bad.EnrollmentID.String())
+	badStart := h.add(badID, intent.KindStart, undecodable(bad))
+	// Queued behind the failed start: delivered, not held back for ever.
+	cancel := h.add(badID, intent.KindCancel, intent.Cancel{EnrollmentID: bad.EnrollmentID, EventID: ptr(store.NewID())})
+	good := startIntent()
+	goodStart := h.add(workflows.WorkflowID(good.EnrollmentID.String()), intent.KindStart, good)
+
+	round(t, d, 2)
+	failed, cause := h.failed(badStart)
+	require.True(t, failed)
+	require.Contains(t, cause, "does not decode")
+	require.Equal(t, "started", h.row(goodStart).Outcome)
+	round(t, d, 1)
+	require.Equal(t, "not_running", h.row(cancel).Outcome)
+	pending, err := h.store.PendingIntents(ctx)
+	require.NoError(t, err)
+	require.Zero(t, pending)
+
+	// A namespace that does not exist refuses every start for good.
+	lost, err := client.Dial(client.Options{HostPort: devServer.FrontendHostPort(), Namespace: "no-such-namespace", Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(lost.Close)
+	nowhere := startIntent()
+	nowhereStart := h.add(workflows.WorkflowID(nowhere.EnrollmentID.String()), intent.KindStart, nowhere)
+	round(t, dispatch.New(h.store, lost, dispatch.Config{TaskQueue: h.queue, Meter: meter}, quiet()), 1)
+	failed, cause = h.failed(nowhereStart)
+	require.True(t, failed)
+	require.Contains(t, cause, "no-such-namespace")
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	counts := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "signalbox.outbox.failed" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				c, _ := dp.Attributes.Value("cause")
+				counts[c.AsString()] += dp.Value
+			}
+		}
+	}
+	require.Equal(t, map[string]int64{"invalid_payload": 1, "namespace_not_found": 1}, counts)
 }
 
 func TestTemporalDown(t *testing.T) {
@@ -220,7 +305,7 @@ func TestTemporalDown(t *testing.T) {
 
 	p := startIntent()
 	wfID := workflows.WorkflowID(p.EnrollmentID.String())
-	id := h.add(wfID, store.IntentStart, p)
+	id := h.add(wfID, intent.KindStart, p)
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	n, err := h.dispatcher(down).Round(rctx)
@@ -248,3 +333,5 @@ func TestTemporalDown(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
 }
+
+func ptr[T any](v T) *T { return &v }

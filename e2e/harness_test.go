@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -37,7 +38,9 @@ import (
 	"github.com/signalbox/signalbox/api"
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/dispatch"
+	"github.com/signalbox/signalbox/flowcontrol"
 	"github.com/signalbox/signalbox/ingest"
+	"github.com/signalbox/signalbox/reconcile"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
 	"github.com/signalbox/signalbox/temporaltest"
@@ -98,6 +101,8 @@ type systemOptions struct {
 	workers int
 	// tracing, when set, traces the API and Temporal calls.
 	tracing *sdktrace.TracerProvider
+	// workflow configures the enrollment workflow of the workers.
+	workflow workflows.Config
 }
 
 func newSystem(t *testing.T, o systemOptions) *system {
@@ -137,11 +142,26 @@ func newSystem(t *testing.T, o systemOptions) *system {
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
+	releaser := &flowcontrol.Releaser{Store: st, Every: 200 * time.Millisecond, Wake: disp.Wake, Log: log}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		releaser.Run(ctx)
+	}()
+
+	recon := reconcile.New(st, tc, reconcile.Config{Every: 300 * time.Millisecond}, log)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		recon.Run(ctx)
+	}()
+
 	acts := &activities.Activities{Store: st, Recorder: rec, Env: env, Log: log,
 		HTTP: activities.NewWebhookClient(activities.WebhookConfig{AllowPrivate: true, Timeout: 5 * time.Second})}
 	for range o.workers {
 		w := worker.New(tc, queue, worker.Options{StickyScheduleToStartTimeout: time.Minute})
-		w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+		w.RegisterWorkflowWithOptions(o.workflow.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+		w.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 		if o.register != nil {
 			o.register(w, acts)
 		} else {
@@ -151,7 +171,8 @@ func newSystem(t *testing.T, o systemOptions) *system {
 		t.Cleanup(w.Stop)
 	}
 
-	acfg := api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env, Triggers: matcher, OnIntents: disp.Wake}
+	acfg := api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env, Triggers: matcher, OnIntents: disp.Wake,
+		Temporal: tc}
 	if o.tracing != nil {
 		acfg.Tracer = o.tracing
 	}
@@ -208,6 +229,30 @@ func (tn *tenant) automation(def string) string {
 	tn.call(http.StatusOK, "POST", "/v1/automations/"+id+"/enable", nil)
 	return id
 }
+
+// try sends a request and returns its status, whatever it is.
+func (tn *tenant) try(method, path string, body any) int {
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, tn.s.url+path, rd)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+tn.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// quietTemporalLogger is quietLogger for the SDK.
+func quietTemporalLogger() tlog.Logger { return tlog.NewStructuredLogger(quietLogger()) }
 
 // event sends one event and returns the answer.
 func (tn *tenant) event(body map[string]any) map[string]any {
@@ -303,7 +348,8 @@ func freePort(t *testing.T) string {
 func registerExcept(w worker.Worker, a *activities.Activities, skip ...string) {
 	for name, fn := range map[string]any{"RecordStep": a.RecordStep, "FinishEnrollment": a.FinishEnrollment,
 		"EvaluateCondition": a.EvaluateCondition, "RegisterWait": a.RegisterWait, "ClearWait": a.ClearWait,
-		"SendWebhook": a.SendWebhook, "SendEmail": a.SendEmail, "UpdateContact": a.UpdateContact, "EmitEvent": a.EmitEvent} {
+		"SendWebhook": a.SendWebhook, "SendEmail": a.SendEmail, "UpdateContact": a.UpdateContact, "EmitEvent": a.EmitEvent,
+		"BackfillPage": a.BackfillPage, "FinishBackfill": a.FinishBackfill} {
 		if !slices.Contains(skip, name) {
 			w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 		}

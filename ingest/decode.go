@@ -377,6 +377,17 @@ func (d *decoder) sorted() []FieldError {
 	return d.errs
 }
 
+// CheckProperties checks an event's properties as ingest does (a JSON
+// object within the size and depth caps, numbers that fit a float, no NUL)
+// and says why not, or returns nil. Events that automations emit pass the
+// same check.
+func CheckProperties(raw json.RawMessage) *FieldError {
+	if detail, code := checkObject(raw); detail != "" {
+		return &FieldError{Field: "properties", Code: code, Detail: detail}
+	}
+	return nil
+}
+
 // checkObject checks that raw is a JSON object within the size and depth
 // caps, holding nothing PostgreSQL's jsonb refuses (the \u0000 escape).
 func checkObject(raw json.RawMessage) (detail, code string) {

@@ -52,9 +52,15 @@ var ErrClosed = errors.New("recorder closed")
 // request commits alone at once; under heavy load one fsync serves many
 // requests, which is how the record path keeps up with PostgreSQL's own
 // single-insert rate despite doing several statements per event.
+//
+// Quota is decided before a request joins a group (see quotaGate): a
+// workspace known to be at its hard cap is refused without a transaction,
+// one near it commits alone, so that no workspace's refusal aborts a group
+// of others.
 type Recorder struct {
-	store *store.Store
+	store recordStore
 	cfg   RecorderConfig
+	quota *quotaGate
 	queue chan *pending
 	// direct bounds the large requests committing alone at once, so that
 	// with the committers they never hold the whole connection pool.
@@ -65,17 +71,26 @@ type Recorder struct {
 	done   bool
 }
 
+// recordStore is what the recorder needs of the store; tests count calls.
+type recordStore interface {
+	Record(ctx context.Context, reqs []*store.RecordRequest) ([]store.RecordOutcome, error)
+}
+
 type pending struct {
 	req     *store.RecordRequest
+	quota   quotaDecision
 	outcome store.RecordOutcome
 	err     error
 	ready   chan struct{}
 }
 
 // NewRecorder starts the committers; Close stops them.
-func NewRecorder(s *store.Store, cfg RecorderConfig) *Recorder {
+func NewRecorder(s *store.Store, cfg RecorderConfig) *Recorder { return newRecorder(s, cfg) }
+
+func newRecorder(s recordStore, cfg RecorderConfig) *Recorder {
 	cfg.defaults()
-	r := &Recorder{store: s, cfg: cfg, queue: make(chan *pending, cfg.Committers*cfg.MaxGroupEvents),
+	r := &Recorder{store: s, cfg: cfg, quota: newQuotaGate(time.Now),
+		queue:  make(chan *pending, cfg.Committers*cfg.MaxGroupEvents),
 		direct: make(chan struct{}, cfg.Committers)}
 	for range cfg.Committers {
 		r.wg.Add(1)
@@ -89,21 +104,32 @@ func NewRecorder(s *store.Store, cfg RecorderConfig) *Recorder {
 // database failure; on any error nothing of the request was stored, except
 // that a cancelled caller may not learn of a commit that still happened.
 func (r *Recorder) Record(ctx context.Context, req *store.RecordRequest) (store.RecordOutcome, error) {
-	if len(req.Events) >= r.cfg.DirectEvents {
-		select {
-		case r.direct <- struct{}{}:
-		case <-ctx.Done():
-			return store.RecordOutcome{}, ctx.Err()
-		}
-		defer func() { <-r.direct }()
-		out, err := r.store.Record(ctx, []*store.RecordRequest{req})
+	d := r.quota.decide(req)
+	if d.route == routeAlone {
+		release, err := r.quota.takeTurn(ctx, req.WorkspaceID)
 		if err != nil {
+			r.quota.observe(req, d, 0, err)
 			return store.RecordOutcome{}, err
 		}
-		r.notify(out)
-		return out[0], nil
+		// The request before may have taught the gate enough to route this
+		// one otherwise (the first requests of a workspace all wait here
+		// for the first answer).
+		if !d.probe {
+			d = r.quota.decide(req)
+		}
+		if d.route == routeAlone {
+			defer release()
+			return r.recordAlone(ctx, req, d)
+		}
+		release()
 	}
-	p := &pending{req: req, ready: make(chan struct{})}
+	if d.route == routeRefuse {
+		return store.RecordOutcome{}, d.err
+	}
+	if len(req.Events) >= r.cfg.DirectEvents {
+		return r.recordAlone(ctx, req, d)
+	}
+	p := &pending{req: req, quota: d, ready: make(chan struct{})}
 	r.mu.RLock()
 	if r.done {
 		r.mu.RUnlock()
@@ -122,6 +148,28 @@ func (r *Recorder) Record(ctx context.Context, req *store.RecordRequest) (store.
 	case <-ctx.Done():
 		return store.RecordOutcome{}, ctx.Err()
 	}
+}
+
+// recordAlone commits one request in a transaction of its own, as batches
+// and requests near their workspace's cap do.
+func (r *Recorder) recordAlone(ctx context.Context, req *store.RecordRequest, d quotaDecision) (store.RecordOutcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	select {
+	case r.direct <- struct{}{}:
+	case <-ctx.Done():
+		r.quota.observe(req, d, 0, ctx.Err())
+		return store.RecordOutcome{}, ctx.Err()
+	}
+	defer func() { <-r.direct }()
+	out, err := r.store.Record(ctx, []*store.RecordRequest{req})
+	if err != nil {
+		r.quota.observe(req, d, 0, err)
+		return store.RecordOutcome{}, err
+	}
+	r.quota.observe(req, d, out[0].Tracked, nil)
+	r.notify(out)
+	return out[0], nil
 }
 
 // Close stops taking requests and waits for those queued to commit.
@@ -176,8 +224,10 @@ func (r *Recorder) flush(group []*pending) {
 		for i, p := range group {
 			if err != nil {
 				p.err = err
+				r.quota.observe(p.req, p.quota, 0, err)
 			} else {
 				p.outcome = outs[i]
+				r.quota.observe(p.req, p.quota, outs[i].Tracked, nil)
 			}
 			close(p.ready)
 		}
@@ -187,8 +237,10 @@ func (r *Recorder) flush(group []*pending) {
 		outs, err := r.store.Record(ctx, []*store.RecordRequest{p.req})
 		if err != nil {
 			p.err = err
+			r.quota.observe(p.req, p.quota, 0, err)
 		} else {
 			p.outcome = outs[0]
+			r.quota.observe(p.req, p.quota, outs[0].Tracked, nil)
 			r.notify(outs)
 		}
 		close(p.ready)

@@ -6,19 +6,25 @@
 #   2. The pinned Temporal CLI in bin/temporal, exported as
 #      SIGNALBOX_TEMPORAL_CLI for tests that start a dev server with
 #      testsuite.StartDevServer (ExistingPath); no server is started here.
-#   3. scripts/lint.sh: gofmt, go vet, staticcheck.
-#   4. Every fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME (10s).
-#   5. go test -count=1 -timeout 12m ./..., last, with go test's own output.
+#   3. What the fault suite (faults/) runs: bin/signalbox built from this
+#      checkout and PostgreSQL's server binaries, exported as SIGNALBOX_BIN
+#      and SIGNALBOX_PG_BINDIR (scripts/faults.sh). In `go test ./...` it
+#      runs at its smaller size, FAULTS_CONTACTS=60; make test-faults runs 300.
+#   4. scripts/lint.sh: gofmt, go vet, staticcheck.
+#   5. Every fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME (10s).
+#   6. go test -count=1 -timeout 12m ./..., last, with go test's own output.
 # The local cluster is stopped at the end, quietly, if this script started it.
 #
 #   scripts/test.sh          all of the above
-#   scripts/test.sh --race   only step 4 (after 1 and 2), with the race detector
+#   scripts/test.sh --race   only step 6 (after 1 to 3), with the race detector
 set -euo pipefail
 
 # shellcheck source=scripts/postgres.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/postgres.sh"
 # shellcheck source=scripts/temporal.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/temporal.sh"
+# shellcheck source=scripts/faults.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/faults.sh"
 cd "$SB_ROOT"
 
 race=""
@@ -37,6 +43,7 @@ cleanup() {
 	# (`make test | tee log` and Ctrl-C): no SIGPIPE, no early exit.
 	trap '' PIPE
 	set +e
+	if [[ -n "${SIGNALBOX_PG_BINDIR:-}" ]]; then faults_sweep; fi
 	if [[ -n "$PG_STARTED" ]] && ! pg_stop 2>/dev/null; then
 		sb_warn "could not stop the local PostgreSQL (scripts/postgres.sh stop)"
 		rc=1
@@ -89,6 +96,8 @@ pg_ensure
 require_createdb
 temporal_build
 export SIGNALBOX_TEMPORAL_CLI="$SB_BIN/temporal"
+faults_env
+export FAULTS_CONTACTS="${FAULTS_CONTACTS:-60}"
 
 if [[ -n "$race" ]]; then
 	sb_log "go test -race -count=1 -timeout 25m ./..."

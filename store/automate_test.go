@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,16 +14,24 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/decision"
+	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
+	"github.com/signalbox/signalbox/intent"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
 )
 
 // fakeAutomator stands in for triggers.Matcher: it answers from fixed data
 // and counts how often the record path asks it. It is its own
-// store.AutomationSet.
+// decision.Automations.
 type fakeAutomator struct {
-	// matches are the automations each event name triggers.
-	matches map[string][]store.TriggerMatch
+	// triggers are the automations each event name triggers.
+	triggers map[string][]decision.Trigger
+	// ws is the one workspace with automations.
+	ws  uuid.UUID
+	env *conditions.Env
 	// off makes Automates report a workspace without automations.
 	off atomic.Bool
 
@@ -29,30 +39,27 @@ type fakeAutomator struct {
 	triggersCalls atomic.Int64
 }
 
-func (f *fakeAutomator) Load(context.Context, []uuid.UUID) (store.AutomationSet, error) {
+func (f *fakeAutomator) Load(context.Context, []uuid.UUID) (decision.Automations, error) {
 	f.loadCalls.Add(1)
 	return f, nil
 }
 
-func (f *fakeAutomator) Automates(uuid.UUID) bool { return !f.off.Load() }
+func (f *fakeAutomator) Automates(ws uuid.UUID) bool { return ws == f.ws && !f.off.Load() }
 
-func (f *fakeAutomator) Triggers(_ context.Context, _ uuid.UUID, ev *store.TriggerEvent, _ func() *store.Contact) []store.TriggerMatch {
+func (f *fakeAutomator) Triggers(ws uuid.UUID, name string) []decision.Trigger {
 	f.triggersCalls.Add(1)
-	return f.matches[ev.Name]
+	if !f.Automates(ws) {
+		return nil
+	}
+	return f.triggers[name]
 }
 
-func (f *fakeAutomator) WaitMatches(context.Context, *store.Wait, *store.TriggerEvent, *store.Contact) bool {
-	return true
-}
+func (f *fakeAutomator) Conditions() *conditions.Env { return f.env }
 
-func (f *fakeAutomator) WorkflowID(enrollmentID uuid.UUID) string {
-	return "wf-" + enrollmentID.String()
-}
-
-// testDefinition is what the fake's matches carry as their definition; the
-// store only snapshots it into start intents.
-const testDefinition = `{"name": "onboarding", "trigger": {"event": "signed.up"},
-	"steps": [{"id": "pause", "type": "delay", "duration": "1h"}]}`
+// testDefinition is the fake's automation; the store only snapshots it
+// into start intents.
+const testDefinition = `{"name": "onboarding", "trigger": {"event": "signed.up"%s},
+	"exit_on": %s, "steps": [{"id": "pause", "type": "delay", "duration": "1h"}]}`
 
 // fixture is a workspace with one automation behind a fake automator.
 type fixture struct {
@@ -69,17 +76,31 @@ type fixture struct {
 func newFixture(t *testing.T, s *store.Store, trigger string, once bool, exitOn ...string) *fixture {
 	t.Helper()
 	ws, _ := storetest.Workspace(t, s, store.PlanEnterprise)
-	a, err := s.CreateAutomation(context.Background(), ws.ID, "onboarding", trigger, json.RawMessage(testDefinition))
+	freq := ""
+	if once {
+		freq = `, "frequency": "once"`
+	}
+	if exitOn == nil {
+		exitOn = []string{}
+	}
+	names, err := json.Marshal(exitOn)
 	require.NoError(t, err)
-	fake := &fakeAutomator{matches: map[string][]store.TriggerMatch{trigger: {{
-		AutomationID: a.ID, Version: a.Version, Once: once, ExitOn: exitOn, Definition: json.RawMessage(testDefinition),
+	doc := strings.Replace(fmt.Sprintf(testDefinition, freq, names), `"signed.up"`, strconv.Quote(trigger), 1)
+	def, problems := definition.Load([]byte(doc), nil)
+	require.Empty(t, problems)
+	a, err := s.CreateAutomation(context.Background(), ws.ID, "onboarding", trigger, json.RawMessage(doc))
+	require.NoError(t, err)
+	env, err := conditions.NewEnv(conditions.Config{})
+	require.NoError(t, err)
+	fake := &fakeAutomator{ws: ws.ID, env: env, triggers: map[string][]decision.Trigger{trigger: {{
+		AutomationID: a.ID, Version: a.Version, Enabled: true, Definition: *def,
 	}}}}
 	s.SetAutomator(fake)
 	return &fixture{t: t, s: s, ws: ws, automation: a.ID, fake: fake}
 }
 
-// event is an event of the contact with email, created if missing.
-func event(email, name string) store.EventInput {
+// ev is an event of the contact with email, created if missing.
+func ev(email, name string) store.EventInput {
 	return store.EventInput{Email: email, CreateIfMissing: true, Name: name,
 		Properties: json.RawMessage(`{"plan":"pro"}`), OccurredAt: time.Now().UTC()}
 }
@@ -140,13 +161,13 @@ func wait(e store.Enrollment, name string, began time.Time) store.Wait {
 }
 
 // matchAll accepts every event a wait's look-back finds.
-func matchAll(store.TriggerEvent) bool { return true }
+func matchAll(event.Event) bool { return true }
 
 func TestRecordEnrollsOnTrigger(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned", "deleted")
 
-	res := f.record(event("ada@example.com", "page.viewed"), event("ada@example.com", "signed.up"))
+	res := f.record(ev("ada@example.com", "page.viewed"), ev("ada@example.com", "signed.up"))
 	require.Zero(t, res[0].Triggered)
 	require.Equal(t, 1, res[1].Triggered)
 
@@ -157,7 +178,7 @@ func TestRecordEnrollsOnTrigger(t *testing.T) {
 	require.Equal(t, 1, e.Version)
 	require.Equal(t, res[1].ContactID, e.ContactID)
 	require.Equal(t, res[1].EventID, e.TriggerEventID)
-	require.Equal(t, "wf-"+e.ID.String(), e.WorkflowID)
+	require.Equal(t, intent.WorkflowID(e.ID), e.WorkflowID)
 	require.Equal(t, store.EnrollmentActive, e.Status)
 	require.Nil(t, e.ExitEventID)
 
@@ -174,18 +195,19 @@ func TestRecordEnrollsOnTrigger(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{"churned", "deleted"}, names)
 
-	starts := f.intents(store.IntentStart)
+	starts := f.intents(intent.KindStart)
 	require.Len(t, starts, 1)
 	require.Equal(t, e.WorkflowID, starts[0].WorkflowID)
 	require.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", starts[0].TraceParent)
-	var p store.StartIntent
+	var p intent.Start
 	require.NoError(t, json.Unmarshal(starts[0].Payload, &p))
 	require.Equal(t, e.ID, p.EnrollmentID)
 	require.Equal(t, f.ws.ID, p.WorkspaceID)
 	require.Equal(t, f.automation, p.AutomationID)
 	require.Equal(t, 1, p.Version)
 	require.Equal(t, e.ContactID, p.ContactID)
-	require.JSONEq(t, testDefinition, string(p.Definition))
+	require.Equal(t, "onboarding", p.Definition.Name)
+	require.Equal(t, "pause", p.Definition.Steps[0].ID)
 	require.Equal(t, res[1].EventID, p.Trigger.ID)
 	require.Equal(t, "signed.up", p.Trigger.Name)
 	require.JSONEq(t, `{"plan":"pro"}`, string(p.Trigger.Properties))
@@ -197,12 +219,12 @@ func TestRecordOnceEnrollsFirstEventOnly(t *testing.T) {
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", true)
 
 	// Two events in one request, then one more in another.
-	res := f.record(event("ada@example.com", "signed.up"), event("ada@example.com", "signed.up"))
+	res := f.record(ev("ada@example.com", "signed.up"), ev("ada@example.com", "signed.up"))
 	require.Equal(t, 1, res[0].Triggered)
 	require.Zero(t, res[1].Triggered)
-	require.Zero(t, f.record(event("ada@example.com", "signed.up"))[0].Triggered)
+	require.Zero(t, f.record(ev("ada@example.com", "signed.up"))[0].Triggered)
 	// Once is per contact.
-	require.Equal(t, 1, f.record(event("bob@example.com", "signed.up"))[0].Triggered)
+	require.Equal(t, 1, f.record(ev("bob@example.com", "signed.up"))[0].Triggered)
 
 	list := f.enrollments()
 	require.Len(t, list, 2)
@@ -211,13 +233,13 @@ func TestRecordOnceEnrollsFirstEventOnly(t *testing.T) {
 		`SELECT enrollment_id FROM enrollment_once WHERE automation_id = $1 AND contact_id = $2`,
 		f.automation, res[0].ContactID).Scan(&once))
 	require.Equal(t, list[0].ID, once)
-	require.Len(t, f.intents(store.IntentStart), 2)
+	require.Len(t, f.intents(intent.KindStart), 2)
 }
 
 func TestRecordOnceUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", true)
-	contact := f.record(event("ada@example.com", "page.viewed"))[0].ContactID
+	contact := f.record(ev("ada@example.com", "page.viewed"))[0].ContactID
 
 	const n = 8
 	var (
@@ -247,13 +269,13 @@ func TestRecordOnceUnderConcurrency(t *testing.T) {
 	}
 	require.EqualValues(t, 1, triggered.Load())
 	require.Len(t, f.enrollments(), 1)
-	require.Len(t, f.intents(store.IntentStart), 1)
+	require.Len(t, f.intents(intent.KindStart), 1)
 }
 
 func TestRecordDuplicateEnrollsNobody(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, storetest.New(t, store.Config{}), "order.placed", false)
-	ev := event("ada@example.com", "order.placed")
+	ev := ev("ada@example.com", "order.placed")
 	ev.ExternalID = "order-1"
 
 	require.Equal(t, 1, f.record(ev)[0].Triggered)
@@ -262,7 +284,7 @@ func TestRecordDuplicateEnrollsNobody(t *testing.T) {
 	require.True(t, res[0].Duplicate)
 	require.Zero(t, res[0].Triggered)
 	require.Len(t, f.enrollments(), 1)
-	require.Len(t, f.intents(store.IntentStart), 1)
+	require.Len(t, f.intents(intent.KindStart), 1)
 }
 
 func TestRecordExitEvent(t *testing.T) {
@@ -271,33 +293,33 @@ func TestRecordExitEvent(t *testing.T) {
 	t.Run("later request", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
-		f.record(event("ada@example.com", "signed.up"))
-		res := f.record(event("ada@example.com", "churned"), event("ada@example.com", "churned"))
+		f.record(ev("ada@example.com", "signed.up"))
+		res := f.record(ev("ada@example.com", "churned"), ev("ada@example.com", "churned"))
 		require.Equal(t, 1, res[0].Exited)
 		require.Zero(t, res[1].Exited, "an enrollment exits once")
 
 		e := f.enrollments()[0]
 		require.NotNil(t, e.ExitEventID)
 		require.Equal(t, res[0].EventID, *e.ExitEventID)
-		cancels := f.intents(store.IntentCancel)
+		cancels := f.intents(intent.KindCancel)
 		require.Len(t, cancels, 1)
 		require.Equal(t, e.WorkflowID, cancels[0].WorkflowID)
-		var p store.CancelIntent
+		var p intent.Cancel
 		require.NoError(t, json.Unmarshal(cancels[0].Payload, &p))
-		require.Equal(t, store.CancelIntent{EnrollmentID: e.ID, EventID: res[0].EventID}, p)
+		require.Equal(t, intent.Cancel{EnrollmentID: e.ID, EventID: &res[0].EventID}, p)
 	})
 
 	t.Run("same request", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
-		res := f.record(event("ada@example.com", "signed.up"), event("ada@example.com", "churned"))
+		res := f.record(ev("ada@example.com", "signed.up"), ev("ada@example.com", "churned"))
 		require.Equal(t, 1, res[0].Triggered)
 		require.Equal(t, 1, res[1].Exited)
 		e := f.enrollments()[0]
 		require.NotNil(t, e.ExitEventID)
 		require.Equal(t, res[1].EventID, *e.ExitEventID)
 		// The start comes before the cancel, so a dispatcher delivers them in order.
-		starts, cancels := f.intents(store.IntentStart), f.intents(store.IntentCancel)
+		starts, cancels := f.intents(intent.KindStart), f.intents(intent.KindCancel)
 		require.Len(t, cancels, 1)
 		require.Less(t, starts[0].ID.String(), cancels[0].ID.String())
 	})
@@ -305,23 +327,23 @@ func TestRecordExitEvent(t *testing.T) {
 	t.Run("another contact", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
-		f.record(event("ada@example.com", "signed.up"))
-		require.Zero(t, f.record(event("bob@example.com", "churned"))[0].Exited)
+		f.record(ev("ada@example.com", "signed.up"))
+		require.Zero(t, f.record(ev("bob@example.com", "churned"))[0].Exited)
 		require.Nil(t, f.enrollments()[0].ExitEventID)
-		require.Empty(t, f.intents(store.IntentCancel))
+		require.Empty(t, f.intents(intent.KindCancel))
 	})
 
 	t.Run("trigger is an exit event", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "signed.up")
-		first := f.record(event("ada@example.com", "signed.up"))[0]
+		first := f.record(ev("ada@example.com", "signed.up"))[0]
 		require.Equal(t, 1, first.Triggered)
 		require.Zero(t, first.Exited, "an event never exits the enrollment it starts")
 		require.Nil(t, f.enrollments()[0].ExitEventID)
 
 		// The next one starts another enrollment and exits the first only,
 		// also within one request.
-		res := f.record(event("ada@example.com", "signed.up"), event("ada@example.com", "signed.up"))
+		res := f.record(ev("ada@example.com", "signed.up"), ev("ada@example.com", "signed.up"))
 		require.Equal(t, []int{1, 1}, []int{res[0].Triggered, res[0].Exited})
 		require.Equal(t, []int{1, 1}, []int{res[1].Triggered, res[1].Exited})
 		list := f.enrollments()
@@ -329,7 +351,7 @@ func TestRecordExitEvent(t *testing.T) {
 		require.Equal(t, res[0].EventID, *list[0].ExitEventID)
 		require.Equal(t, res[1].EventID, *list[1].ExitEventID)
 		require.Nil(t, list[2].ExitEventID)
-		require.Len(t, f.intents(store.IntentCancel), 2)
+		require.Len(t, f.intents(intent.KindCancel), 2)
 	})
 }
 
@@ -337,103 +359,343 @@ func TestRecordResumesWait(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
-	f.record(event("ada@example.com", "signed.up"))
+	f.record(ev("ada@example.com", "signed.up"))
 	e := f.enrollments()[0]
 
 	found, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
 	require.NoError(t, err)
-	require.Nil(t, found)
+	require.Equal(t, store.WaitOutcome{}, found)
 
 	// Another contact's event never resumes it.
-	require.Zero(t, f.record(event("bob@example.com", "project.created"))[0].Resumed)
+	require.Zero(t, f.record(ev("bob@example.com", "project.created"))[0].Resumed)
 
-	first := f.record(event("ada@example.com", "project.created"))[0]
+	first := f.record(ev("ada@example.com", "project.created"))[0]
 	require.Equal(t, 1, first.Resumed)
-	require.Zero(t, f.record(event("ada@example.com", "project.created"))[0].Resumed, "a wait resumes once")
+	require.Zero(t, f.record(ev("ada@example.com", "project.created"))[0].Resumed, "a wait resumes once")
+	require.Equal(t, first.EventID, f.claimed(e.ID))
 
-	var claimed *uuid.UUID
-	require.NoError(t, f.s.Pool().QueryRow(ctx, `SELECT claimed_event_id FROM enrollment_waits
-		WHERE enrollment_id = $1 AND step_id = 'activated'`, e.ID).Scan(&claimed))
-	require.NotNil(t, claimed)
-	require.Equal(t, first.EventID, *claimed)
-
-	signals := f.intents(store.IntentSignal)
+	signals := f.intents(intent.KindSignal)
 	require.Len(t, signals, 1)
 	require.Equal(t, e.WorkflowID, signals[0].WorkflowID)
-	var p store.SignalIntent
+	var p intent.Signal
 	require.NoError(t, json.Unmarshal(signals[0].Payload, &p))
 	require.Equal(t, e.ID, p.EnrollmentID)
 	require.Equal(t, "activated", p.StepID)
 	require.Equal(t, first.EventID, p.Event.ID)
 	require.Equal(t, "project.created", p.Event.Name)
+	require.False(t, p.Event.ReceivedAt.IsZero(), "the signal carries the receipt, where the next window opens")
 
 	// Registering the same wait again reports the claim.
 	again, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
 	require.NoError(t, err)
-	require.NotNil(t, again)
-	require.Equal(t, first.EventID, again.ID)
+	require.NotNil(t, again.Event)
+	require.Equal(t, first.EventID, again.Event.ID)
 
-	// The wait's timer fires after the claim: the event resumes it after all.
-	ev, err := f.s.ClearWait(ctx, e.ID, "activated")
-	require.NoError(t, err)
-	require.NotNil(t, ev)
-	require.Equal(t, first.EventID, ev.ID)
-	require.Equal(t, "project.created", ev.Name)
-	ev, err = f.s.ClearWait(ctx, e.ID, "activated")
-	require.NoError(t, err)
-	require.Nil(t, ev)
+	// The wait's timer fires after the claim: the event resumes it after
+	// all, and stays taken.
+	for range 2 {
+		out, err := f.s.ClearWait(ctx, e.ContactID, e.ID, "activated", true)
+		require.NoError(t, err)
+		require.NotNil(t, out.Event)
+		require.Equal(t, first.EventID, out.Event.ID)
+		require.Equal(t, "project.created", out.Event.Name)
+	}
+}
+
+// claimed returns the event that claimed the enrollment's "activated" wait.
+func (f *fixture) claimed(enrollment uuid.UUID) uuid.UUID {
+	f.t.Helper()
+	var claimed *uuid.UUID
+	require.NoError(f.t, f.s.Pool().QueryRow(context.Background(), `SELECT claimed_event_id FROM enrollment_waits
+		WHERE enrollment_id = $1 AND step_id = 'activated'`, enrollment).Scan(&claimed))
+	require.NotNil(f.t, claimed)
+	return *claimed
 }
 
 func TestClearWaitUnclaimed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
-	f.record(event("ada@example.com", "signed.up"))
+	f.record(ev("ada@example.com", "signed.up"))
 	e := f.enrollments()[0]
 	_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
 	require.NoError(t, err)
 
-	ev, err := f.s.ClearWait(ctx, e.ID, "activated")
+	// Strict, before the window's end by PostgreSQL's clock: the wait goes
+	// on, and the answer says for how long.
+	out, err := f.s.ClearWait(ctx, e.ContactID, e.ID, "activated", true)
 	require.NoError(t, err)
-	require.Nil(t, ev)
+	require.Nil(t, out.Event)
+	require.Greater(t, out.Remaining, 59*time.Minute)
+	require.LessOrEqual(t, out.Remaining, time.Hour)
+	require.Equal(t, 1, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1`))
+
+	out, err = f.s.ClearWait(ctx, e.ContactID, e.ID, "activated", false)
+	require.NoError(t, err)
+	require.Equal(t, store.WaitOutcome{}, out)
 	// The wait is gone: a matching event resumes nothing.
-	require.Zero(t, f.record(event("ada@example.com", "project.created"))[0].Resumed)
+	require.Zero(t, f.record(ev("ada@example.com", "project.created"))[0].Resumed)
 }
 
 func TestRegisterWaitLooksBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
-	f.record(event("ada@example.com", "signed.up"))
+	f.record(ev("ada@example.com", "signed.up"))
 	e := f.enrollments()[0]
 
-	before := f.record(event("ada@example.com", "project.created"))[0]
-	var received time.Time
-	require.NoError(t, f.s.Pool().QueryRow(ctx, `SELECT received_at FROM events WHERE id = $1`, before.EventID).Scan(&received))
-	began := received.Add(time.Microsecond)
-	f.record(event("bob@example.com", "project.created"))
-	f.record(event("ada@example.com", "page.viewed"))
-	rejected := f.record(event("ada@example.com", "project.created"))[0]
-	after := f.record(event("ada@example.com", "project.created"))[0]
+	before := f.record(ev("ada@example.com", "project.created"))[0]
+	began := f.receivedAt(before.EventID).Add(time.Microsecond)
+	f.record(ev("bob@example.com", "project.created"))
+	f.record(ev("ada@example.com", "page.viewed"))
+	rejected := f.record(ev("ada@example.com", "project.created"))[0]
+	after := f.record(ev("ada@example.com", "project.created"))[0]
 
 	var seen []uuid.UUID
-	found, err := f.s.RegisterWait(ctx, wait(e, "project.created", began), func(ev store.TriggerEvent) bool {
+	found, err := f.s.RegisterWait(ctx, wait(e, "project.created", began), func(ev event.Event) bool {
 		seen = append(seen, ev.ID)
 		return ev.ID != rejected.EventID
 	})
 	require.NoError(t, err)
-	require.NotNil(t, found)
-	require.Equal(t, after.EventID, found.ID)
+	require.NotNil(t, found.Event)
+	require.Equal(t, after.EventID, found.Event.ID)
+	require.True(t, f.receivedAt(after.EventID).Equal(found.Event.ReceivedAt))
 	require.Equal(t, []uuid.UUID{rejected.EventID, after.EventID}, seen,
 		"only the contact's events of that name since the wait began, oldest first")
 
-	var claimed uuid.UUID
-	require.NoError(t, f.s.Pool().QueryRow(ctx, `SELECT claimed_event_id FROM enrollment_waits
-		WHERE enrollment_id = $1 AND step_id = 'activated'`, e.ID).Scan(&claimed))
-	require.Equal(t, after.EventID, claimed)
+	require.Equal(t, after.EventID, f.claimed(e.ID))
 	// Claimed by the look-back, the wait is not resumed again.
-	require.Zero(t, f.record(event("ada@example.com", "project.created"))[0].Resumed)
-	require.Empty(t, f.intents(store.IntentSignal), "the workflow learns of a look-back match from RegisterWait")
+	require.Zero(t, f.record(ev("ada@example.com", "project.created"))[0].Resumed)
+	require.Empty(t, f.intents(intent.KindSignal), "the workflow learns of a look-back match from RegisterWait")
+}
+
+// receivedAt reads an event's receipt time.
+func (f *fixture) receivedAt(id uuid.UUID) time.Time {
+	f.t.Helper()
+	var at time.Time
+	require.NoError(f.t, f.s.Pool().QueryRow(context.Background(), `SELECT received_at FROM events WHERE id = $1`, id).Scan(&at))
+	return at
+}
+
+// TestWaitWindowInOneRequest records the awaited event in the trigger's
+// own request, before and after the trigger: events of one transaction
+// share a receipt time, and only those after the trigger in the request
+// fall inside a window that opens at the trigger.
+func TestWaitWindowInOneRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
+	res := f.record(ev("ada@example.com", "project.created"), ev("ada@example.com", "signed.up"),
+		ev("ada@example.com", "project.created"))
+	early, trigger, late := res[0], res[1], res[2]
+	require.True(t, f.receivedAt(early.EventID).Equal(f.receivedAt(trigger.EventID)))
+	e := f.enrollments()[0]
+	var p intent.Start
+	require.NoError(t, json.Unmarshal(f.intents(intent.KindStart)[0].Payload, &p))
+	require.True(t, f.receivedAt(trigger.EventID).Equal(p.Trigger.ReceivedAt), "the start carries the trigger's receipt")
+
+	w := wait(e, "project.created", p.Trigger.ReceivedAt)
+	w.AfterEventID = trigger.EventID
+	found, err := f.s.RegisterWait(ctx, w, matchAll)
+	require.NoError(t, err)
+	require.NotNil(t, found.Event)
+	require.Equal(t, late.EventID, found.Event.ID, "the event before the trigger does not count")
+
+	// A second wait of the enrollment opening at that event finds nothing:
+	// the early event is before it, the late one is taken.
+	w2 := wait(e, "project.created", found.Event.ReceivedAt)
+	w2.StepID, w2.AfterEventID = "again", late.EventID
+	again, err := f.s.RegisterWait(ctx, w2, matchAll)
+	require.NoError(t, err)
+	require.Nil(t, again.Event)
+}
+
+// TestWaitWindowClosesOnDatabaseClock registers waits whose windows have
+// closed: one holds an event inside it (recorded while the workflow could
+// not run) and resumes at once; the other has none and times out at once,
+// leaving nothing in the index. An event after the window never counts.
+func TestWaitWindowClosesOnDatabaseClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
+	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
+	list := f.enrollments()
+	inside := f.record(ev("ada@example.com", "project.created"))[0]
+	after := f.record(ev("bob@example.com", "project.created"))[0]
+	// Backdate: ada's event came 90 minutes ago, bob's just now.
+	_, err := f.s.Pool().Exec(ctx, `UPDATE events SET received_at = now() - interval '90 minutes' WHERE id = $1`, inside.EventID)
+	require.NoError(t, err)
+	began := time.Now().Add(-2 * time.Hour)
+
+	for i, want := range []uuid.UUID{inside.EventID, uuid.Nil} {
+		w := wait(list[i], "project.created", began)
+		w.ExpiresAt = began.Add(time.Hour)
+		out, err := f.s.RegisterWait(ctx, w, matchAll)
+		require.NoError(t, err)
+		if want == uuid.Nil {
+			require.Nil(t, out.Event, "bob's event came after the window (%s)", after.EventID)
+			require.True(t, out.Closed)
+		} else {
+			require.NotNil(t, out.Event)
+			require.Equal(t, want, out.Event.ID)
+			require.False(t, out.Closed)
+		}
+	}
+	require.Equal(t, 1, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1`),
+		"the closed wait is not left in the index")
+}
+
+// TestRecordExitsOnce sends every exit event of an enrollment in one batch,
+// then in concurrent requests: it exits once, and the counts say so.
+func TestRecordExitsOnce(t *testing.T) {
+	t.Parallel()
+
+	t.Run("one batch", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned", "deleted")
+		f.record(ev("ada@example.com", "signed.up"))
+		res := f.record(ev("ada@example.com", "deleted"), ev("ada@example.com", "churned"))
+		require.Equal(t, 1, res[0].Exited+res[1].Exited)
+		require.Equal(t, 1, res[0].Exited, "the first exit event in the batch wins")
+		require.Equal(t, res[0].EventID, *f.enrollments()[0].ExitEventID)
+		require.Len(t, f.intents(intent.KindCancel), 1)
+	})
+
+	t.Run("started in the same batch", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned", "deleted")
+		res := f.record(ev("ada@example.com", "signed.up"), ev("ada@example.com", "churned"),
+			ev("ada@example.com", "deleted"))
+		require.Equal(t, []int{1, 1, 0}, []int{res[0].Triggered, res[1].Exited, res[2].Exited})
+		require.Equal(t, res[1].EventID, *f.enrollments()[0].ExitEventID)
+		require.Len(t, f.intents(intent.KindCancel), 1)
+	})
+
+	t.Run("concurrent requests", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned", "deleted")
+		f.record(ev("ada@example.com", "signed.up"))
+		results := f.concurrently(12, func(i int) store.EventInput {
+			return ev("ada@example.com", []string{"churned", "deleted"}[i%2])
+		})
+		exited, winner := tally(results, func(r store.EventResult) int { return r.Exited })
+		require.Equal(t, 1, exited)
+		require.Equal(t, winner, *f.enrollments()[0].ExitEventID, "the stored exit event is the one that counted")
+		cancels := f.intents(intent.KindCancel)
+		require.Len(t, cancels, 1)
+		var p intent.Cancel
+		require.NoError(t, json.Unmarshal(cancels[0].Payload, &p))
+		require.Equal(t, winner, *p.EventID)
+	})
+}
+
+// tally sums a count over results and names the last event it counted.
+func tally(results []store.EventResult, count func(store.EventResult) int) (int, uuid.UUID) {
+	total, last := 0, uuid.Nil
+	for _, r := range results {
+		if n := count(r); n > 0 {
+			total, last = total+n, r.EventID
+		}
+	}
+	return total, last
+}
+
+// concurrently records n single-event requests at once and returns their
+// results.
+func (f *fixture) concurrently(n int, ev func(i int) store.EventInput) []store.EventResult {
+	f.t.Helper()
+	results := make([]store.EventResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out, err := f.s.Record(context.Background(), []*store.RecordRequest{{WorkspaceID: f.ws.ID, Plan: f.ws.Plan,
+				Events: []store.EventInput{ev(i)}}})
+			if err == nil {
+				results[i] = out[0].Results[0]
+			}
+			errs[i] = err
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(f.t, err)
+	}
+	return results
+}
+
+// TestRecordResumesOnceUnderConcurrency sends several matching events at
+// once to one waiting enrollment: one resumes it, the counts add up to one,
+// and the one signal carries the event stored as the claim.
+func TestRecordResumesOnceUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
+	f.record(ev("ada@example.com", "signed.up"))
+	e := f.enrollments()[0]
+	_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
+	require.NoError(t, err)
+
+	results := f.concurrently(12, func(int) store.EventInput { return ev("ada@example.com", "project.created") })
+	resumed, winner := tally(results, func(r store.EventResult) int { return r.Resumed })
+	require.Equal(t, 1, resumed)
+	require.Equal(t, winner, f.claimed(e.ID))
+	signals := f.intents(intent.KindSignal)
+	require.Len(t, signals, 1)
+	var p intent.Signal
+	require.NoError(t, json.Unmarshal(signals[0].Payload, &p))
+	require.Equal(t, winner, p.Event.ID)
+}
+
+// TestWaitLocksAreStriped holds one wait stripe exclusively, as a wait's
+// registration does, while a batch of 1,000 contacts is recorded: the
+// batch waits for it holding at most waitLockStripes advisory locks, not
+// one per contact.
+func TestWaitLocksAreStriped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
+	f.record(ev("ada@example.com", "signed.up"))
+	e := f.enrollments()[0]
+
+	tx, err := f.s.Pool().Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	class, stripe := store.WaitLockKey(e.ContactID)
+	_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, class, stripe)
+	require.NoError(t, err)
+
+	events := make([]store.EventInput, 1000)
+	for i := range events {
+		events[i] = ev(fmt.Sprintf("c%d@example.com", i), "page.viewed")
+	}
+	events[500] = ev("ada@example.com", "page.viewed")
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.s.Record(ctx, []*store.RecordRequest{{WorkspaceID: f.ws.ID, Plan: f.ws.Plan, Events: events}})
+		done <- err
+	}()
+	var held int
+	require.Eventually(t, func() bool {
+		// The batch's backend waits on the stripe; count what it holds.
+		require.NoError(t, f.s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_locks l
+			WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1
+			  AND l.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)`, class).Scan(&held))
+		return held > 0
+	}, 10*time.Second, 10*time.Millisecond)
+	require.LessOrEqual(t, held, store.WaitLockStripes)
+	select {
+	case err := <-done:
+		t.Fatalf("the batch did not wait for the registration: %v", err)
+	default:
+	}
+	require.NoError(t, tx.Rollback(ctx))
+	require.NoError(t, <-done)
 }
 
 func TestRecordEmitDepth(t *testing.T) {
@@ -441,20 +703,23 @@ func TestRecordEmitDepth(t *testing.T) {
 	for _, tc := range []struct {
 		depth     int
 		triggered int
+		outcome   string
 	}{
-		{0, 1},
-		{store.MaxEmitDepth - 1, 1},
-		{store.MaxEmitDepth, 0},
-		{store.MaxEmitDepth + 1, 0},
+		{0, 1, decision.Enrolled},
+		{decision.MaxDepth - 1, 1, decision.Enrolled},
+		{decision.MaxDepth, 0, decision.DepthLimit},
+		{decision.MaxDepth + 1, 0, decision.DepthLimit},
 	} {
 		t.Run(fmt.Sprintf("depth %d", tc.depth), func(t *testing.T) {
 			t.Parallel()
-			ev := event("ada@example.com", "signed.up")
-			ev.EmitDepth = tc.depth
+			in := ev("ada@example.com", "signed.up")
+			in.EmitDepth = tc.depth
 			f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
-			require.Equal(t, tc.triggered, f.record(ev)[0].Triggered)
+			res := f.record(in)[0]
+			require.Equal(t, tc.triggered, res.Triggered)
 			require.Len(t, f.enrollments(), tc.triggered)
-			require.EqualValues(t, tc.triggered, f.fake.triggersCalls.Load())
+			require.Equal(t, 1, f.count(`SELECT count(*) FROM decisions WHERE workspace_id = $1 AND event_id = $2
+				AND kind = 'trigger' AND outcome = $3`, res.EventID, tc.outcome), "the decision is kept")
 		})
 	}
 }
@@ -463,36 +728,40 @@ func TestRecordWithoutAutomations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
-	f.record(event("ada@example.com", "signed.up"))
+	f.record(ev("ada@example.com", "signed.up"))
 	e := f.enrollments()[0]
 	_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
 	require.NoError(t, err)
 
+	// A workspace that has no automation at all skips every index read.
+	other, _ := storetest.Workspace(t, f.s, store.PlanEnterprise)
+	out, err := f.s.Record(ctx, []*store.RecordRequest{{WorkspaceID: other.ID, Plan: other.Plan,
+		Events: []store.EventInput{ev("ada@example.com", "signed.up")}}})
+	require.NoError(t, err)
+	require.Zero(t, out[0].Intents)
+
+	// A cached set that has not yet seen the workspace's automations (another
+	// replica made them) starts nothing, but the waits and exits that exist
+	// are still honoured: they do not depend on the cache.
 	f.fake.off.Store(true)
-	f.fake.triggersCalls.Store(0)
-	res := f.record(event("ada@example.com", "signed.up"), event("ada@example.com", "project.created"),
-		event("ada@example.com", "churned"))
-	for _, r := range res {
-		require.Zero(t, r.Triggered+r.Resumed+r.Exited)
-	}
-	require.Zero(t, f.fake.triggersCalls.Load())
+	res := f.record(ev("ada@example.com", "signed.up"), ev("ada@example.com", "project.created"),
+		ev("ada@example.com", "churned"))
+	require.Equal(t, []int{0, 1, 1}, []int{res[0].Triggered, res[1].Resumed, res[2].Exited})
 	require.Len(t, f.enrollments(), 1)
-	require.Zero(t, f.count(`SELECT count(*) FROM outbox WHERE workspace_id = $1 AND kind <> 'start'`))
-	require.Equal(t, 1, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1 AND claimed_event_id IS NULL`))
 }
 
 func TestFinishEnrollment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
-	f.record(event("ada@example.com", "signed.up"), event("bob@example.com", "signed.up"))
+	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
 	list := f.enrollments()
 	exited, done := list[0], list[1]
 	for _, e := range list {
 		_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
 		require.NoError(t, err)
 	}
-	require.Equal(t, 1, f.record(event("ada@example.com", "churned"))[0].Exited)
+	require.Equal(t, 1, f.record(ev("ada@example.com", "churned"))[0].Exited)
 
 	// The workflow completes before the cancel reaches it: the exit wins.
 	status, err := f.s.FinishEnrollment(ctx, exited.ID, store.EnrollmentCompleted, "")
@@ -510,18 +779,22 @@ func TestFinishEnrollment(t *testing.T) {
 		got, _, err := f.s.GetEnrollment(ctx, f.ws.ID, e.ID)
 		require.NoError(t, err)
 		require.NotNil(t, got.EndedAt)
-		require.Nil(t, got.Reason)
+		if e.ID == exited.ID {
+			require.Equal(t, "exit event", *got.Reason, "an exit that won over completion says so")
+		} else {
+			require.Nil(t, got.Reason)
+		}
 		require.Zero(t, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1 AND enrollment_id = $2`, e.ID))
 		require.Zero(t, f.count(`SELECT count(*) FROM enrollment_exits x JOIN enrollments e ON e.id = x.enrollment_id
 			WHERE e.workspace_id = $1 AND x.enrollment_id = $2`, e.ID))
 	}
 	// A finished enrollment's exit event no longer finds it.
-	require.Zero(t, f.record(event("bob@example.com", "churned"))[0].Exited)
+	require.Zero(t, f.record(ev("bob@example.com", "churned"))[0].Exited)
 
 	// The reason of an exit comes from the record: an exit event, or a
 	// cancel from Temporal with none.
-	f.record(event("cy@example.com", "signed.up"), event("di@example.com", "signed.up"))
-	require.Equal(t, 1, f.record(event("di@example.com", "churned"))[0].Exited)
+	f.record(ev("cy@example.com", "signed.up"), ev("di@example.com", "signed.up"))
+	require.Equal(t, 1, f.record(ev("di@example.com", "churned"))[0].Exited)
 	for _, e := range f.enrollments() {
 		if e.Status != store.EnrollmentActive {
 			continue
@@ -540,4 +813,44 @@ func TestFinishEnrollment(t *testing.T) {
 
 	_, err = f.s.FinishEnrollment(ctx, uuid.New(), store.EnrollmentCompleted, "")
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// TestPurgeEndedAndDecisions sweeps enrollments that ended long ago (with
+// their logs and effects, but not their "once" reservation) and old
+// decisions, and leaves the rest.
+func TestPurgeEndedAndDecisions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", true)
+	f.record(ev("old@example.com", "signed.up"), ev("new@example.com", "signed.up"), ev("run@example.com", "signed.up"))
+	list := f.enrollments()
+	old, recent := list[0], list[1]
+	for _, e := range []store.Enrollment{old, recent} {
+		require.NoError(t, f.s.RecordStep(ctx, e.ID, store.StepRecord{Seq: 1, StepID: "pause", Type: "delay", Outcome: "done"}))
+		require.NoError(t, f.s.MarkEffectDone(ctx, e.WorkflowID, "pause", nil))
+		_, err := f.s.FinishEnrollment(ctx, e.ID, store.EnrollmentCompleted, "")
+		require.NoError(t, err)
+	}
+	_, err := f.s.Pool().Exec(ctx, `UPDATE enrollments SET ended_at = now() - interval '500 days' WHERE id = $1`, old.ID)
+	require.NoError(t, err)
+	_, err = f.s.Pool().Exec(ctx, `UPDATE decisions SET at = now() - interval '40 days' WHERE enrollment_id = $1`, old.ID)
+	require.NoError(t, err)
+
+	n, err := f.s.PurgeEnded(ctx, 400*24*time.Hour, 1000)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	n, err = f.s.PurgeDecisions(ctx, 30*24*time.Hour, 1000)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+
+	require.Len(t, f.enrollments(), 2, "the recent one and the running one stay")
+	require.Zero(t, f.count(`SELECT count(*) FROM enrollment_steps s JOIN enrollments e ON e.id = s.enrollment_id
+		WHERE e.workspace_id = $1 AND e.id = $2`, old.ID))
+	require.Zero(t, f.count(`SELECT count(*) FROM step_effects WHERE workflow_id = $2 AND $1::uuid IS NOT NULL`, old.WorkflowID))
+	require.Equal(t, 1, f.count(`SELECT count(*) FROM step_effects WHERE workflow_id = $2 AND $1::uuid IS NOT NULL`, recent.WorkflowID))
+	require.Equal(t, 3, f.count(`SELECT count(*) FROM enrollment_once o JOIN automations a ON a.id = o.automation_id
+		WHERE a.workspace_id = $1`), "once reservations outlive their enrollments")
+	require.Equal(t, 2, f.count(`SELECT count(*) FROM decisions WHERE workspace_id = $1`))
+	// The contact enrolled once long ago is still never enrolled again.
+	require.Zero(t, f.record(ev("old@example.com", "signed.up"))[0].Triggered)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -200,27 +201,83 @@ func patchContact(ctx context.Context, tx rowQuerier, workspaceID uuid.UUID, whe
 // DeleteContact removes a contact and, with it, every event on its timeline
 // and every enrollment. Its active enrollments' workflows are cancelled
 // through the outbox in the same transaction, so none runs on without its
-// contact. It returns the number of enrollments it ended.
+// contact; starts not yet handed to a dispatcher are settled undelivered.
+// The contact row is locked first: record transactions lock the contacts
+// they resolve (FOR KEY SHARE), so one that resolved this contact commits
+// its enrollments before they are looked for here, and one that comes
+// after finds no contact. It returns the number of enrollments it ended.
 func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (int, error) {
 	var ended int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM contacts WHERE workspace_id = $1 AND id = $2 FOR UPDATE`,
+			workspaceID, id).Scan(&one)
+		if err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox o SET delivered_at = now(), outcome = 'contact_deleted'
+			FROM enrollments e
+			WHERE e.workspace_id = $1 AND e.contact_id = $2 AND e.status = 'active' AND o.workflow_id = e.workflow_id
+			  AND o.kind = 'start' AND o.delivered_at IS NULL AND o.failed_at IS NULL
+			  AND (o.lease_until IS NULL OR o.lease_until < now())`, workspaceID, id); err != nil {
+			return fmt.Errorf("settle starts: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO outbox (id, workspace_id, workflow_id, kind, payload)
 			SELECT gen_random_uuid(), e.workspace_id, e.workflow_id, 'cancel',
 			       jsonb_build_object('enrollment_id', e.id, 'event_id', NULL)
-			FROM enrollments e WHERE e.workspace_id = $1 AND e.contact_id = $2 AND e.status = 'active'`,
+			FROM enrollments e WHERE e.workspace_id = $1 AND e.contact_id = $2 AND e.status = 'active'
+			ORDER BY e.id`,
 			workspaceID, id)
 		if err != nil {
 			return fmt.Errorf("cancel enrollments: %w", err)
 		}
 		ended = int(tag.RowsAffected())
-		tag, err = tx.Exec(ctx, `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
+		_, err = tx.Exec(ctx, `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
+		return err
+	})
+	return ended, err
+}
+
+// UpdateContactOnce applies a step's update to a contact at most once per
+// workflow and step, however often the step runs (a retried activity whose
+// result was lost). In one transaction it locks the contact, then, unless
+// the step's effect is already recorded, lets compute derive the patch and
+// its result from the contact as it is now (a property that counts visits
+// reads the value it increments under the lock), applies the patch and
+// records the effect with the result. A repeat changes nothing and returns
+// the recorded result with repeat set. It returns ErrNotFound when the
+// contact is gone, and compute's error as it is.
+func (s *Store) UpdateContactOnce(ctx context.Context, workspaceID, contactID uuid.UUID, workflowID, stepID string,
+	compute func(Contact) (ContactPatch, json.RawMessage, error)) (result json.RawMessage, repeat bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		c, err := scanContact(tx.QueryRow(ctx, `SELECT `+contactColumns+` FROM contacts
+			WHERE workspace_id = $1 AND id = $2 FOR UPDATE`, workspaceID, contactID))
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return ErrNotFound
+		err = tx.QueryRow(ctx, `SELECT result FROM step_effects WHERE workflow_id = $1 AND step_id = $2`,
+			workflowID, stepID).Scan(&result)
+		if err == nil {
+			repeat = true
+			return nil
 		}
-		return nil
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		patch, res, err := compute(c)
+		if err != nil {
+			return err
+		}
+		if _, err := patchContact(ctx, tx, workspaceID, `id = $2`, contactID, patch); err != nil {
+			return err
+		}
+		if len(res) == 0 {
+			res = json.RawMessage(`{}`)
+		}
+		result = res
+		_, err = tx.Exec(ctx, `INSERT INTO step_effects (workflow_id, step_id, result) VALUES ($1, $2, $3)`,
+			workflowID, stepID, res)
+		return err
 	})
-	return ended, err
+	return result, repeat, err
 }

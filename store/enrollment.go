@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/signalbox/signalbox/event"
 )
 
 // Enrollment statuses.
@@ -122,6 +124,10 @@ func (s *Store) RecordStep(ctx context.Context, enrollmentID uuid.UUID, st StepR
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING enrollment_id)
 		UPDATE enrollments SET current_step = $3 WHERE id = (SELECT enrollment_id FROM line) AND status = 'active'`,
 		enrollmentID, st.Seq, st.StepID, st.Type, st.Outcome, detail)
+	if isForeignKeyViolation(err) {
+		// The enrollment is gone with its contact: nothing to log.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("record step: %w", err)
 	}
@@ -130,10 +136,11 @@ func (s *Store) RecordStep(ctx context.Context, enrollmentID uuid.UUID, st StepR
 
 // FinishEnrollment ends an enrollment. Completing one whose exit event was
 // already recorded ends it as exited: the exit won. The reason of an exit
-// comes from the record, where the workflow only knows it was cancelled:
-// an exit event, or a cancel from Temporal's UI or CLI without one. It
-// returns the status it ended with; finishing twice keeps the first
-// outcome.
+// comes from the record, where the workflow only knows it was cancelled
+// (reason "cancelled"): an exit event, or a cancel from Temporal's UI or
+// CLI without one; another reason given with an exit (a termination the
+// reconciler found) is kept. It returns the status it ended with;
+// finishing twice keeps the first outcome.
 func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, status, reason string) (string, error) {
 	// One statement (its parts see the same snapshot and commit together),
 	// so one round trip.
@@ -141,10 +148,15 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 	err := s.pool.QueryRow(ctx, `WITH ended AS (
 			UPDATE enrollments SET
 			status = CASE WHEN status <> 'active' THEN status
-			              WHEN $2 = 'completed' AND exit_event_id IS NOT NULL THEN 'exited' ELSE $2 END,
+			              WHEN $2 = 'completed' AND (exit_event_id IS NOT NULL OR exit_reason IS NOT NULL) THEN 'exited'
+			              ELSE $2 END,
 			reason = CASE WHEN status <> 'active' THEN reason
+			              WHEN $2 = 'completed' AND exit_event_id IS NOT NULL THEN 'exit event'
+			              WHEN $2 = 'completed' AND exit_reason IS NOT NULL THEN exit_reason
 			              WHEN $2 <> 'exited' THEN nullif($3, '')
 			              WHEN exit_event_id IS NOT NULL THEN 'exit event'
+			              WHEN exit_reason IS NOT NULL THEN exit_reason
+			              WHEN $3 NOT IN ('', 'cancelled') THEN $3
 			              ELSE 'cancelled without an exit event' END,
 			ended_at = coalesce(ended_at, now()), current_step = CASE WHEN status = 'active' THEN NULL ELSE current_step END
 			WHERE id = $1 RETURNING status),
@@ -154,37 +166,62 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 	return final, notFound(err)
 }
 
-// RegisterWait writes a wait to the index the record path reads, then looks
-// back for an event of that contact and name recorded since the wait began
-// that match accepts. Both run under the contact's wait lock, which the
-// record path holds shared, so an event is either seen here or sees the
-// wait: none slips between. It returns the matching event, if any, which
-// then claims the wait. Calling it again for the same wait is harmless.
-func (s *Store) RegisterWait(ctx context.Context, w Wait, match func(TriggerEvent) bool) (*TriggerEvent, error) {
-	var found *TriggerEvent
+// WaitOutcome is what registering or clearing a wait found.
+type WaitOutcome struct {
+	// Event resumed the wait (found by the look-back, or claimed by the
+	// record path).
+	Event *event.Event
+	// Closed says the window had already closed, by PostgreSQL's clock,
+	// with no event inside it: the wait timed out.
+	Closed bool
+	// Remaining is how long the window stays open by PostgreSQL's clock,
+	// when ClearWait is asked to close it early (the workflow's timer ran
+	// on another clock); the wait goes on.
+	Remaining time.Duration
+}
+
+// RegisterWait writes a wait to the index the record path reads, and looks
+// back for an event of that contact and name inside the wait's window that
+// match accepts and no other wait of the enrollment took. Both run under
+// the contact's wait lock, held exclusively, which record transactions
+// hold shared from before they read the clock until they commit: an event
+// inside the window is either seen here or sees the wait, never neither.
+// A matching event claims the wait. When none is found and the window has
+// already closed by PostgreSQL's clock, the wait is not left in the index
+// and the outcome says Closed. Calling it again for the same wait is
+// harmless: a claim made meanwhile is returned.
+func (s *Store) RegisterWait(ctx context.Context, w Wait, match func(event.Event) bool) (WaitOutcome, error) {
+	var out WaitOutcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(w.ContactID)); err != nil {
-			return fmt.Errorf("lock contact: %w", err)
+		clock, err := lockWait(ctx, tx, w.ContactID)
+		if err != nil {
+			return err
 		}
 		var claimed *uuid.UUID
-		err := tx.QueryRow(ctx, `INSERT INTO enrollment_waits (enrollment_id, step_id, workspace_id, contact_id, event_name,
-				condition, trigger, workflow_id, began_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		err = tx.QueryRow(ctx, `INSERT INTO enrollment_waits (enrollment_id, step_id, workspace_id, contact_id, event_name,
+				condition, trigger, workflow_id, began_at, after_event_id, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (enrollment_id, step_id) DO UPDATE SET expires_at = excluded.expires_at
 			RETURNING claimed_event_id`,
 			w.EnrollmentID, w.StepID, w.WorkspaceID, w.ContactID, w.EventName, w.Condition, w.Trigger, w.WorkflowID,
-			w.BeganAt, w.ExpiresAt).Scan(&claimed)
+			w.BeganAt, nullUUID(w.AfterEventID), w.ExpiresAt).Scan(&claimed)
+		if isForeignKeyViolation(err) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return fmt.Errorf("register wait: %w", err)
 		}
 		if claimed != nil {
 			ev, err := loadTriggerEvent(ctx, tx, *claimed)
-			found = &ev
+			out.Event = &ev
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth FROM events
-			WHERE contact_id = $1 AND name = $2 AND received_at >= $3 AND deleted_at IS NULL
-			ORDER BY received_at, id LIMIT 1000`, w.ContactID, w.EventName, w.BeganAt)
+		rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth, received_at FROM events e
+			WHERE contact_id = $1 AND name = $2 AND deleted_at IS NULL
+			  AND (received_at > $3 OR received_at = $3 AND ($4::uuid IS NULL OR id > $4)) AND received_at < $5
+			  AND NOT EXISTS (SELECT 1 FROM enrollment_waits o WHERE o.enrollment_id = $6 AND o.claimed_event_id = e.id)
+			ORDER BY received_at, id LIMIT 1000`,
+			w.ContactID, w.EventName, w.BeganAt, nullUUID(w.AfterEventID), w.ExpiresAt, w.EnrollmentID)
 		if err != nil {
 			return fmt.Errorf("look back: %w", err)
 		}
@@ -194,50 +231,98 @@ func (s *Store) RegisterWait(ctx context.Context, w Wait, match func(TriggerEven
 		}
 		for _, ev := range candidates {
 			if match(ev) {
-				found = &ev
+				out.Event = &ev
 				_, err := tx.Exec(ctx, `UPDATE enrollment_waits SET claimed_event_id = $3
 					WHERE enrollment_id = $1 AND step_id = $2`, w.EnrollmentID, w.StepID, ev.ID)
 				return err
 			}
 		}
+		if !clock.Before(w.ExpiresAt) {
+			out.Closed = true
+			_, err := tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`,
+				w.EnrollmentID, w.StepID)
+			return err
+		}
 		return nil
 	})
-	return found, err
+	return out, err
 }
 
-// ClearWait removes a wait that timed out. If an event claimed it first,
-// the event resumes the enrollment after all, and ClearWait returns it.
-func (s *Store) ClearWait(ctx context.Context, enrollmentID uuid.UUID, stepID string) (*TriggerEvent, error) {
-	var found *TriggerEvent
+// ClearWait ends a wait whose timer fired. If an event claimed it, the
+// event resumes the enrollment after all and is returned (the row stays,
+// so later waits of the enrollment know the event is taken). Otherwise the
+// wait is removed and times out, unless strict is set and PostgreSQL's
+// clock has not reached the window's end: then nothing changes and
+// Remaining says how long the window stays open. The contact's wait lock
+// is held, as RegisterWait holds it, so a record transaction that read the
+// clock before the end has committed its claim before this decides.
+func (s *Store) ClearWait(ctx context.Context, contactID, enrollmentID uuid.UUID, stepID string, strict bool) (WaitOutcome, error) {
+	var out WaitOutcome
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var claimed *uuid.UUID
-		err := tx.QueryRow(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2
-			RETURNING claimed_event_id`, enrollmentID, stepID).Scan(&claimed)
-		if errors.Is(err, pgx.ErrNoRows) || err == nil && claimed == nil {
+		clock, err := lockWait(ctx, tx, contactID)
+		if err != nil {
+			return err
+		}
+		var (
+			claimed *uuid.UUID
+			expires time.Time
+		)
+		err = tx.QueryRow(ctx, `SELECT claimed_event_id, expires_at FROM enrollment_waits
+			WHERE enrollment_id = $1 AND step_id = $2`, enrollmentID, stepID).Scan(&claimed, &expires)
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		ev, err := loadTriggerEvent(ctx, tx, *claimed)
-		found = &ev
+		if claimed != nil {
+			ev, err := loadTriggerEvent(ctx, tx, *claimed)
+			out.Event = &ev
+			return err
+		}
+		if strict && clock.Before(expires) {
+			out.Remaining = expires.Sub(clock)
+			return nil
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`, enrollmentID, stepID)
 		return err
 	})
-	return found, err
+	return out, err
 }
 
-func scanTriggerEvent(r pgx.CollectableRow) (TriggerEvent, error) {
-	var ev TriggerEvent
+// lockWait takes a contact's wait lock exclusively and then reads
+// PostgreSQL's clock, in one round trip.
+func lockWait(ctx context.Context, tx pgx.Tx, contactID uuid.UUID) (time.Time, error) {
+	var clock time.Time
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, waitLockClass, waitStripe(contactID))
+	b.Queue(`SELECT clock_timestamp()`).QueryRow(func(row pgx.Row) error { return row.Scan(&clock) })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return time.Time{}, fmt.Errorf("lock waits of contact: %w", err)
+	}
+	return clock, nil
+}
+
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+func scanTriggerEvent(r pgx.CollectableRow) (event.Event, error) {
+	var ev event.Event
 	var depth int16
-	err := r.Scan(&ev.ID, &ev.Name, &ev.Properties, &ev.OccurredAt, &depth)
+	err := r.Scan(&ev.ID, &ev.Name, &ev.Properties, &ev.OccurredAt, &depth, &ev.ReceivedAt)
 	ev.Depth = int(depth)
+	ev.ReceivedAt = ev.ReceivedAt.UTC()
 	return ev, err
 }
 
-func loadTriggerEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID) (TriggerEvent, error) {
-	rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth FROM events WHERE id = $1`, id)
+func loadTriggerEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID) (event.Event, error) {
+	rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth, received_at FROM events WHERE id = $1`, id)
 	if err != nil {
-		return TriggerEvent{}, err
+		return event.Event{}, err
 	}
 	ev, err := pgx.CollectExactlyOneRow(rows, scanTriggerEvent)
 	return ev, notFound(err)
@@ -245,9 +330,8 @@ func loadTriggerEvent(ctx context.Context, tx pgx.Tx, id uuid.UUID) (TriggerEven
 
 // WebhookSecret returns the workspace's key for signing outbound webhooks.
 func (s *Store) WebhookSecret(ctx context.Context, workspaceID uuid.UUID) ([]byte, error) {
-	var secret []byte
-	err := s.pool.QueryRow(ctx, `SELECT webhook_secret FROM workspaces WHERE id = $1`, workspaceID).Scan(&secret)
-	return secret, notFound(err)
+	k, err := s.WebhookSecrets(ctx, workspaceID)
+	return k.Current, err
 }
 
 // EffectDone reports whether a step's side effect already happened, and
@@ -270,4 +354,77 @@ func (s *Store) MarkEffectDone(ctx context.Context, workflowID, stepID string, r
 	_, err := s.pool.Exec(ctx, `INSERT INTO step_effects (workflow_id, step_id, result) VALUES ($1, $2, $3)
 		ON CONFLICT DO NOTHING`, workflowID, stepID, result)
 	return err
+}
+
+// ErrNotActive is returned when an enrollment that has ended would be
+// ended again.
+var ErrNotActive = errors.New("enrollment not active")
+
+// ExitEnrollment ends an active enrollment of the workspace on request:
+// the reason is kept, and its workflow is cancelled through the outbox in
+// the same transaction; it ends as exited with that reason (even if it
+// completes meanwhile: the exit won). Asking again while it ends changes
+// nothing. ErrNotActive when it has ended, ErrNotFound when there is none.
+func (s *Store) ExitEnrollment(ctx context.Context, workspaceID, id uuid.UUID, reason string) (Enrollment, error) {
+	var e Enrollment
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		e, err = scanEnrollment(tx.QueryRow(ctx, `SELECT `+enrollmentColumns+` FROM enrollments
+			WHERE workspace_id = $1 AND id = $2 FOR UPDATE`, workspaceID, id))
+		if err != nil {
+			return err
+		}
+		if e.Status != EnrollmentActive {
+			return ErrNotActive
+		}
+		tag, err := tx.Exec(ctx, `WITH exiting AS (
+				UPDATE enrollments SET exit_reason = $3
+				WHERE id = $1 AND status = 'active' AND exit_event_id IS NULL AND exit_reason IS NULL
+				RETURNING id, workspace_id, workflow_id)
+			INSERT INTO outbox (id, workspace_id, workflow_id, kind, payload)
+			SELECT $2, workspace_id, workflow_id, 'cancel', jsonb_build_object('enrollment_id', id, 'event_id', NULL)
+			FROM exiting`, id, NewID(), reason)
+		if err != nil {
+			return fmt.Errorf("exit enrollment: %w", err)
+		}
+		_ = tag
+		return nil
+	})
+	return e, err
+}
+
+// ExitActive ends every active enrollment of an automation of the
+// workspace, with reason, as ExitEnrollment ends one, and says how many.
+func (s *Store) ExitActive(ctx context.Context, workspaceID, automationID uuid.UUID, reason string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `WITH exiting AS (
+			UPDATE enrollments SET exit_reason = $3
+			WHERE workspace_id = $1 AND automation_id = $2 AND status = 'active'
+			  AND exit_event_id IS NULL AND exit_reason IS NULL
+			RETURNING id, workspace_id, workflow_id)
+		INSERT INTO outbox (id, workspace_id, workflow_id, kind, payload)
+		SELECT gen_random_uuid(), workspace_id, workflow_id, 'cancel', jsonb_build_object('enrollment_id', id, 'event_id', NULL)
+		FROM exiting ORDER BY id`, workspaceID, automationID, reason)
+	if err != nil {
+		return 0, fmt.Errorf("exit active enrollments: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// PurgeEnded deletes at most limit enrollments that ended more than age
+// ago, oldest first, with their step logs and index rows (by cascade) and
+// the record of their steps' side effects. "Once" reservations stay: a
+// contact enrolled once is never enrolled again.
+func (s *Store) PurgeEnded(ctx context.Context, age time.Duration, limit int) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM enrollments WHERE id IN (
+				SELECT id FROM enrollments WHERE status <> 'active' AND ended_at < now() - $1::interval
+				ORDER BY ended_at LIMIT $2)
+			RETURNING workflow_id),
+		effects AS (DELETE FROM step_effects WHERE workflow_id IN (SELECT workflow_id FROM gone))
+		SELECT count(*) FROM gone`, age, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("purge ended enrollments: %w", err)
+	}
+	return n, nil
 }

@@ -37,9 +37,10 @@ type Intent struct {
 func (s *Store) ClaimIntents(ctx context.Context, limit int, lease time.Duration) ([]Intent, error) {
 	rows, err := s.pool.Query(ctx, `WITH c AS (
 			SELECT id FROM outbox o
-			WHERE delivered_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+			WHERE delivered_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until < now())
 			  AND (o.kind = 'start' OR o.seq = (SELECT min(p.seq) FROM outbox p
-			                                    WHERE p.workflow_id = o.workflow_id AND p.delivered_at IS NULL))
+			                                    WHERE p.workflow_id = o.workflow_id AND p.delivered_at IS NULL
+			                                      AND p.failed_at IS NULL))
 			ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 		UPDATE outbox o SET lease_until = now() + $2::interval, attempts = o.attempts + 1
 		FROM c WHERE o.id = c.id
@@ -74,18 +75,41 @@ func (s *Store) RetryIntent(ctx context.Context, id uuid.UUID, backoff time.Dura
 	return err
 }
 
+// FailIntent settles an intent Temporal refused for good: it is marked
+// failed with the cause and never retried, and its enrollment, if still
+// active, ends failed with the cause as its reason (a workflow that never
+// started, or one that cannot be reached, would otherwise stay active for
+// ever). It returns whether an enrollment was ended.
+func (s *Store) FailIntent(ctx context.Context, id uuid.UUID, cause string) (bool, error) {
+	var ended bool
+	err := s.pool.QueryRow(ctx, `WITH failed AS (
+			UPDATE outbox SET failed_at = now(), lease_until = NULL, last_error = $2, outcome = 'failed'
+			WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL RETURNING workflow_id),
+		ended AS (
+			UPDATE enrollments SET status = 'failed', reason = $3, ended_at = now(), current_step = NULL
+			WHERE workflow_id = (SELECT workflow_id FROM failed) AND status = 'active' RETURNING id),
+		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = (SELECT id FROM ended)),
+		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = (SELECT id FROM ended))
+		SELECT EXISTS (SELECT 1 FROM ended)`, id, cause, "temporal refused the intent: "+cause).Scan(&ended)
+	if err != nil {
+		return false, fmt.Errorf("fail intent: %w", err)
+	}
+	return ended, nil
+}
+
 // PendingIntents counts intents not yet delivered.
 func (s *Store) PendingIntents(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE delivered_at IS NULL`).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL`).Scan(&n)
 	return n, err
 }
 
-// PurgeDelivered deletes at most limit intents delivered before the given
-// age, oldest first.
+// PurgeDelivered deletes at most limit intents delivered (or failed)
+// before the given age, oldest first.
 func (s *Store) PurgeDelivered(ctx context.Context, olderThan time.Duration, limit int) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (
-		SELECT id FROM outbox WHERE delivered_at < now() - $1::interval ORDER BY id LIMIT $2)`, olderThan, limit)
+		SELECT id FROM outbox WHERE coalesce(delivered_at, failed_at) < now() - $1::interval ORDER BY id LIMIT $2)`,
+		olderThan, limit)
 	if err != nil {
 		return 0, err
 	}

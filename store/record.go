@@ -13,11 +13,19 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/signalbox/signalbox/decision"
+	"github.com/signalbox/signalbox/event"
 )
 
 // ErrContactNotFound is an item's error when it names a contact that does
 // not exist and does not ask for it to be created.
 var ErrContactNotFound = errors.New("contact not found")
+
+// ErrExternalIDConflict is an item's error when its external_id already
+// names an event of another contact or another name; EventResult.EventID
+// is then that existing event, and nothing changed.
+var ErrExternalIDConflict = errors.New("external_id names another event")
 
 // QuotaError says a request would take its workspace past the plan's hard
 // cap for the month; nothing of that request is stored.
@@ -48,8 +56,15 @@ type EventInput struct {
 	// GoalValue is a decimal number as text, "" when there is none.
 	GoalValue  string
 	OccurredAt time.Time
-	// EmitDepth is set on events that automations emit; see MaxEmitDepth.
+	// EmitDepth is set on events that automations emit; see
+	// decision.MaxDepth.
 	EmitDepth int
+}
+
+// event is the input as automations see it once recorded with id at at.
+func (e *EventInput) event(id uuid.UUID, at time.Time) event.Event {
+	return event.Event{ID: id, Name: e.Name, Properties: e.Properties, OccurredAt: e.OccurredAt, Depth: e.EmitDepth,
+		ReceivedAt: at}
 }
 
 // EventResult is what happened to one EventInput.
@@ -60,7 +75,7 @@ type EventResult struct {
 	// Duplicate is true when an event with the same external_id was already
 	// recorded; the stored event may have been updated but is not new.
 	Duplicate bool
-	// Err is ErrContactNotFound or nil.
+	// Err is ErrContactNotFound, ErrExternalIDConflict or nil.
 	Err error
 	// Triggered, Resumed and Exited count the enrollments this event
 	// started, resumed from a wait, and ended; each is an intent in the
@@ -76,6 +91,11 @@ type RecordRequest struct {
 	// TraceParent is the W3C trace context of the request; intents carry
 	// it so a trace follows the event into Temporal.
 	TraceParent string
+	// IdempotencyKey, when set, makes a retry of the request (the same key
+	// and RequestHash, the hash of its body) get the first outcome, with
+	// nothing recorded again; the same key with another hash is refused.
+	IdempotencyKey string
+	RequestHash    []byte
 }
 
 // RecordOutcome is the result of one RecordRequest.
@@ -85,6 +105,12 @@ type RecordOutcome struct {
 	Tracked int64
 	// Intents is the number of outbox intents the request wrote.
 	Intents int
+	// Replayed says the outcome is the one kept for the request's
+	// idempotency key: nothing was recorded this time.
+	Replayed bool
+	// KeyReused says the request's idempotency key was used before with
+	// another body; nothing was recorded and Results is empty.
+	KeyReused bool
 }
 
 // Record stores the events of several requests in one transaction: contacts
@@ -93,7 +119,7 @@ type RecordOutcome struct {
 // fails as a whole (a *QuotaError names the workspace's limit), so callers
 // that group unrelated requests retry them one by one on error.
 func (s *Store) Record(ctx context.Context, reqs []*RecordRequest) ([]RecordOutcome, error) {
-	var set AutomationSet
+	var set decision.Automations
 	if s.automator != nil {
 		ids := make([]uuid.UUID, 0, 1)
 		for _, r := range reqs {
@@ -107,7 +133,7 @@ func (s *Store) Record(ctx context.Context, reqs []*RecordRequest) ([]RecordOutc
 		}
 	}
 	var outcomes []RecordOutcome
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inRecordTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		outcomes, err = s.record(ctx, tx, reqs, set)
 		return err
@@ -126,22 +152,60 @@ type contactKey struct {
 	email string
 }
 
-func (s *Store) record(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, set AutomationSet) ([]RecordOutcome, error) {
-	now := s.now().UTC()
+func (s *Store) record(ctx context.Context, tx pgx.Tx, group []*RecordRequest, set decision.Automations) ([]RecordOutcome, error) {
+	outs := make([]RecordOutcome, len(group))
+	keys, err := claimIdempotencyKeys(ctx, tx, group, outs)
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]*RecordRequest, len(keys.work))
+	for n, i := range keys.work {
+		reqs[n] = group[i]
+	}
+	out, err := s.recordNew(ctx, tx, reqs, set)
+	if err != nil {
+		return nil, err
+	}
+	for n, i := range keys.work {
+		outs[i] = out[n]
+	}
+	if err := keepOutcomes(ctx, tx, group, outs, keys); err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+// recordNew records requests that are not replays.
+func (s *Store) recordNew(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, set decision.Automations) ([]RecordOutcome, error) {
 	out := make([]RecordOutcome, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
 	for i, r := range reqs {
 		out[i].Results = make([]EventResult, len(r.Events))
+	}
+	if err := precheckExternalIDs(ctx, tx, reqs, out); err != nil {
+		return nil, err
 	}
 	if err := s.resolveContacts(ctx, tx, reqs, out); err != nil {
 		return nil, err
 	}
-	if err := s.insertEvents(ctx, tx, reqs, out, now); err != nil {
+	at, automating, err := stamp(ctx, tx, reqs, out, set)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.countUsage(ctx, tx, reqs, out, now); err != nil {
+	if err := s.insertEvents(ctx, tx, reqs, out, at); err != nil {
 		return nil, err
 	}
-	if _, err := s.automate(ctx, tx, reqs, out, set); err != nil {
+	// Contacts are patched once the events are in, so an item refused on
+	// the way (an external_id conflict) changes nothing.
+	if err := patchContacts(ctx, tx, reqs, out); err != nil {
+		return nil, err
+	}
+	if err := s.countUsage(ctx, tx, reqs, out, at); err != nil {
+		return nil, err
+	}
+	if err := s.automate(ctx, tx, reqs, out, set, at, automating); err != nil {
 		return nil, err
 	}
 	for i := range out {
@@ -159,6 +223,9 @@ func (s *Store) resolveContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRe
 	byID := map[uuid.UUID][]itemRef{}
 	for ri, r := range reqs {
 		for ii, e := range r.Events {
+			if out[ri].Results[ii].Err != nil {
+				continue
+			}
 			ref := itemRef{ri, ii}
 			if e.ContactID != uuid.Nil {
 				byID[e.ContactID] = append(byID[e.ContactID], ref)
@@ -257,7 +324,7 @@ func (s *Store) resolveContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRe
 			ids = append(ids, id)
 		}
 		owner := map[uuid.UUID]uuid.UUID{}
-		rows, err := tx.Query(ctx, `SELECT id, workspace_id FROM contacts WHERE id = ANY($1)`, ids)
+		rows, err := tx.Query(ctx, `SELECT id, workspace_id FROM contacts WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`, ids)
 		if err != nil {
 			return fmt.Errorf("look up contacts: %w", err)
 		}
@@ -276,7 +343,66 @@ func (s *Store) resolveContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRe
 			}
 		}
 	}
-	return patchContacts(ctx, tx, reqs, out)
+	return nil
+}
+
+// precheckExternalIDs refuses, before any contact is created or patched,
+// the items whose external_id already names an event of another name or of
+// another contact (by email or id), with one read. The upsert settles the
+// same question again for events that commit meanwhile.
+func precheckExternalIDs(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome) error {
+	var (
+		ws   []uuid.UUID
+		exts []string
+	)
+	refs := map[contactKey][]itemRef{}
+	for ri, r := range reqs {
+		for ii, e := range r.Events {
+			if e.ExternalID == "" {
+				continue
+			}
+			k := contactKey{r.WorkspaceID, e.ExternalID}
+			if _, ok := refs[k]; !ok {
+				ws, exts = append(ws, k.ws), append(exts, k.email)
+			}
+			refs[k] = append(refs[k], itemRef{ri, ii})
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT e.workspace_id, e.external_id, e.id, e.name, e.contact_id, c.email
+		FROM events e JOIN unnest($1::uuid[], $2::text[]) AS k(ws, ext) ON e.workspace_id = k.ws AND e.external_id = k.ext
+		JOIN contacts c ON c.id = e.contact_id`, ws, exts)
+	if err != nil {
+		return fmt.Errorf("read external ids: %w", err)
+	}
+	var (
+		k       contactKey
+		id, cid uuid.UUID
+		name    string
+		email   string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.ws, &k.email, &id, &name, &cid, &email}, func() error {
+		for _, ref := range refs[k] {
+			e := reqs[ref.req].Events[ref.item]
+			other := e.Name != name
+			if e.ContactID != uuid.Nil {
+				other = other || e.ContactID != cid
+			} else {
+				other = other || e.Email != email
+			}
+			if other {
+				res := &out[ref.req].Results[ref.item]
+				res.Err, res.EventID = ErrExternalIDConflict, id
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read external ids: %w", err)
+	}
+	return nil
 }
 
 func lookupEmails(ctx context.Context, tx pgx.Tx, keys []contactKey, found map[contactKey]uuid.UUID) error {
@@ -288,8 +414,12 @@ func lookupEmails(ctx context.Context, tx pgx.Tx, keys []contactKey, found map[c
 	for i, k := range keys {
 		ws[i], emails[i] = k.ws, k.email
 	}
+	// FOR KEY SHARE, as the events' foreign key takes anyway: a contact
+	// being deleted is waited for and then not found, rather than failing
+	// the whole group at the foreign key check (see DeleteContact).
 	rows, err := tx.Query(ctx, `SELECT c.workspace_id, c.email, c.id FROM contacts c
-		JOIN unnest($1::uuid[], $2::text[]) AS k(ws, email) ON c.workspace_id = k.ws AND c.email = k.email`, ws, emails)
+		JOIN unnest($1::uuid[], $2::text[]) AS k(ws, email) ON c.workspace_id = k.ws AND c.email = k.email
+		ORDER BY c.id FOR KEY SHARE OF c`, ws, emails)
 	if err != nil {
 		return fmt.Errorf("look up contacts: %w", err)
 	}
@@ -376,12 +506,15 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 			if res.Err != nil {
 				continue
 			}
+			// Ids are drawn in item order (UUIDv7 is monotonic in a
+			// process): events of one transaction share their receipt
+			// time, and their ids keep their order for wait windows.
+			res.EventID = NewID()
 			if e.ExternalID != "" {
 				k := contactKey{r.WorkspaceID, e.ExternalID}
 				byExt[k] = append(byExt[k], itemRef{ri, ii})
 				continue
 			}
-			res.EventID = NewID()
 			goal, err := goalValue(e.GoalValue)
 			if err != nil {
 				return err
@@ -424,13 +557,20 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 	for i, k := range keys {
 		refs := byExt[k]
 		first := reqs[refs[0].req].Events[refs[0].item]
+		firstContact := out[refs[0].req].Results[refs[0].item].ContactID
 		latest := first
 		for _, ref := range refs[1:] {
-			if e := reqs[ref.req].Events[ref.item]; e.OccurredAt.After(latest.OccurredAt) {
+			e := reqs[ref.req].Events[ref.item]
+			if e.Name != first.Name || out[ref.req].Results[ref.item].ContactID != firstContact {
+				// Another event under the same key: a conflict, settled below.
+				continue
+			}
+			if e.OccurredAt.After(latest.OccurredAt) {
 				latest = e
 			}
 		}
-		ids[i], ws[i], contacts[i] = NewID(), k.ws, out[refs[0].req].Results[refs[0].item].ContactID
+		first0 := out[refs[0].req].Results[refs[0].item]
+		ids[i], ws[i], contacts[i] = first0.EventID, k.ws, first0.ContactID
 		names[i], props[i], exts[i] = first.Name, string(latest.Properties), k.email
 		goalTypes[i], goalValues[i] = nullString(latest.GoalType), nullString(latest.GoalValue)
 		occurred[i] = latest.OccurredAt
@@ -448,7 +588,8 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 			properties = excluded.properties, goal_type = excluded.goal_type,
 			goal_value = excluded.goal_value, occurred_at = excluded.occurred_at
 		WHERE events.occurred_at < excluded.occurred_at
-		RETURNING workspace_id, external_id, id, xmax = 0`,
+		  AND events.contact_id = excluded.contact_id AND events.name = excluded.name
+		RETURNING workspace_id, external_id, id, xmax = 0, contact_id, name`,
 		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now, depths)
 	if err != nil {
 		return fmt.Errorf("upsert events: %w", err)
@@ -456,13 +597,15 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 	type stored struct {
 		id       uuid.UUID
 		inserted bool
+		contact  uuid.UUID
+		name     string
 	}
 	got := map[contactKey]stored{}
 	var (
 		k contactKey
 		v stored
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id, &v.inserted}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id, &v.inserted, &v.contact, &v.name}, func() error {
 		got[k] = v
 		return nil
 	}); err != nil {
@@ -477,14 +620,14 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		}
 	}
 	if len(lookWS) > 0 {
-		rows, err := tx.Query(ctx, `SELECT e.workspace_id, e.external_id, e.id FROM events e
+		rows, err := tx.Query(ctx, `SELECT e.workspace_id, e.external_id, e.id, e.contact_id, e.name FROM events e
 			JOIN unnest($1::uuid[], $2::text[]) AS k(ws, ext) ON e.workspace_id = k.ws AND e.external_id = k.ext`,
 			lookWS, lookExt)
 		if err != nil {
 			return fmt.Errorf("read repeated events: %w", err)
 		}
-		if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id}, func() error {
-			got[k] = stored{id: v.id}
+		if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id, &v.contact, &v.name}, func() error {
+			got[k] = stored{id: v.id, contact: v.contact, name: v.name}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("read repeated events: %w", err)
@@ -498,6 +641,12 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		for n, ref := range byExt[k] {
 			res := &out[ref.req].Results[ref.item]
 			res.EventID = st.id
+			if e := reqs[ref.req].Events[ref.item]; e.Name != st.name || res.ContactID != st.contact {
+				// The key names another contact's event, or one of another
+				// name: reusing it would merge two events into one.
+				res.Err = ErrExternalIDConflict
+				continue
+			}
 			res.Duplicate = !st.inserted || n > 0
 		}
 	}

@@ -37,6 +37,14 @@ type Config struct {
 	// Retention is how long an event lives after it was received; reads hide
 	// older events at once and the sweeper deletes them. 0 means two years.
 	Retention time.Duration
+	// StatementTimeout and LockTimeout bound each statement of a record
+	// transaction and each of its waits for a lock; 0 means
+	// DefaultStatementTimeout and DefaultLockTimeout. They apply to record
+	// transactions only.
+	StatementTimeout, LockTimeout time.Duration
+	// SkipDecisions leaves the record path's decisions unwritten; only the
+	// benchmark sets it, as the baseline of what keeping them costs.
+	SkipDecisions bool
 }
 
 // DefaultRetention keeps events for two years.
@@ -48,6 +56,11 @@ type Store struct {
 	now       func() time.Time
 	retention time.Duration
 	automator Automator
+	// skipDecisions leaves the record path's decisions unwritten (the
+	// benchmark's baseline for what keeping them costs).
+	skipDecisions bool
+	// recordBegin starts a record transaction with its timeouts.
+	recordBegin string
 }
 
 // Open connects to the database at url and checks that it answers.
@@ -82,7 +95,14 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
-	return &Store{pool: pool, now: time.Now, retention: cfg.Retention}, nil
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = DefaultStatementTimeout
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = DefaultLockTimeout
+	}
+	return &Store{pool: pool, now: time.Now, retention: cfg.Retention, skipDecisions: cfg.SkipDecisions,
+		recordBegin: recordBeginQuery(cfg.StatementTimeout, cfg.LockTimeout)}, nil
 }
 
 // Close releases every connection.
@@ -132,6 +152,13 @@ func notFound(err error) error {
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// isForeignKeyViolation reports a foreign_key_violation (23503): the row
+// referred to is gone (a deleted contact and its enrollments, say).
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
 }
 
 // trimPage cuts a listing read with limit+1 rows back to limit and says

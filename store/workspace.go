@@ -70,6 +70,8 @@ type APIKey struct {
 	Prefix      string
 	CreatedAt   time.Time
 	RevokedAt   *time.Time
+	// LastUsedAt is when it last authenticated a request, to the minute.
+	LastUsedAt *time.Time
 }
 
 // CreateWorkspace makes a workspace with its first API key and returns both;
@@ -163,4 +165,30 @@ func (s *Store) CredentialByPrefix(ctx context.Context, prefix string) (Credenti
 		`SELECT k.workspace_id, w.plan, k.hash FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
 		 WHERE k.prefix = $1 AND k.revoked_at IS NULL`, prefix).Scan(&c.WorkspaceID, &c.Plan, &c.Hash)
 	return c, notFound(err)
+}
+
+// TouchAPIKey records that the key with this prefix authenticated a
+// request, unless it did so less than a minute ago.
+func (s *Store) TouchAPIKey(ctx context.Context, prefix string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now()
+		WHERE prefix = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`, prefix)
+	return err
+}
+
+// ListAPIKeys returns a workspace's keys, revoked ones included, oldest
+// first. ErrNotFound when there is no such workspace.
+func (s *Store) ListAPIKeys(ctx context.Context, workspaceID uuid.UUID) ([]APIKey, error) {
+	if _, err := s.GetWorkspace(ctx, workspaceID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, workspace_id, prefix, created_at, revoked_at, last_used_at FROM api_keys
+		WHERE workspace_id = $1 ORDER BY created_at, id`, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIKey, error) {
+		var k APIKey
+		err := r.Scan(&k.ID, &k.WorkspaceID, &k.Prefix, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt)
+		return k, err
+	})
 }

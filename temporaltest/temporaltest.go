@@ -30,6 +30,9 @@ type Options struct {
 	DBFile string
 	// Logger receives the SDK client's logs; nil discards them.
 	Logger tlog.Logger
+	// Args are more command-line arguments for the server, such as
+	// --dynamic-config-value settings a test needs.
+	Args []string
 }
 
 // CLI returns the path of the pinned Temporal CLI (SIGNALBOX_TEMPORAL_CLI,
@@ -40,6 +43,23 @@ func CLI() (string, error) {
 		return "", ErrNoCLI
 	}
 	return cli, nil
+}
+
+// ServerArgs are the dev server's settings as `make run` has them:
+// Signalbox's search attributes, one task-queue partition, fast transfer
+// polling and SQLite in WAL mode (with synchronous=normal, a committed
+// transaction survives a crash of the server, if not of the machine).
+func ServerArgs() []string {
+	return []string{
+		"--search-attribute", "SignalboxWorkspace=Keyword",
+		"--search-attribute", "SignalboxAutomation=Keyword",
+		"--search-attribute", "SignalboxContact=Keyword",
+		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
+		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+		"--sqlite-pragma", "journal_mode=wal",
+		"--sqlite-pragma", "synchronous=normal",
+	}
 }
 
 // Start starts a dev server; stop it with its Stop method.
@@ -61,15 +81,6 @@ func Start(ctx context.Context, o Options) (*testsuite.DevServer, error) {
 		DBFilename:    o.DBFile,
 		LogLevel:      "error",
 		Stdout:        io.Discard,
-		ExtraArgs: []string{
-			"--search-attribute", "SignalboxWorkspace=Keyword",
-			"--search-attribute", "SignalboxAutomation=Keyword",
-			"--search-attribute", "SignalboxContact=Keyword",
-			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-			"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-			"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-			"--sqlite-pragma", "journal_mode=wal",
-			"--sqlite-pragma", "synchronous=normal",
-		},
+		ExtraArgs:     append(ServerArgs(), o.Args...),
 	})
 }

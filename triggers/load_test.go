@@ -2,7 +2,6 @@ package triggers_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/decision"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
 	"github.com/signalbox/signalbox/triggers"
@@ -65,7 +65,7 @@ func TestLoadConcurrently(t *testing.T) {
 	var (
 		wg    sync.WaitGroup
 		start = make(chan struct{})
-		sets  [n]store.AutomationSet
+		sets  [n]decision.Automations
 		errs  [n]error
 	)
 	for i := range n {
@@ -76,11 +76,9 @@ func TestLoadConcurrently(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	ev := &store.TriggerEvent{ID: store.NewID(), Name: "signed.up", Properties: json.RawMessage(`{}`)}
 	for i := range n {
 		require.NoError(t, errs[i])
 		require.True(t, sets[i].Automates(w.ws.ID))
-		require.Equal(t, []uuid.UUID{a.ID},
-			automationIDs(sets[i].Triggers(context.Background(), w.ws.ID, ev, func() *store.Contact { return nil })))
+		require.Equal(t, []uuid.UUID{a.ID}, enrolled(t, sets[i], w.ws.ID, "signed.up", `{}`, nil))
 	}
 }

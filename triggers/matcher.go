@@ -1,13 +1,14 @@
-// Package triggers decides which enabled automations an event starts. It
-// keeps, per workspace, the enabled automations grouped by trigger event
-// name with their conditions compiled, so matching an event costs a map
-// lookup plus the conditions of the automations that name it, however many
+// Package triggers keeps, per workspace, the automations grouped by the
+// event name their trigger names, with their conditions compiled: the
+// record path's cache, so deciding what an event does costs a map lookup
+// plus the conditions of the automations that name it, however many
 // automations the workspace has.
 package triggers
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,11 +16,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/decision"
 	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/store"
-	"github.com/signalbox/signalbox/workflows"
 )
 
 // Matcher implements store.Automator.
@@ -38,15 +38,9 @@ type Matcher struct {
 type entry struct {
 	loaded  time.Time
 	any     bool // the workspace has automations, enabled or not
-	byEvent map[string][]compiled
+	byEvent map[string][]decision.Trigger
 	ready   chan struct{} // closed once loaded; concurrent lookups wait on it
 	err     error
-}
-
-type compiled struct {
-	match store.TriggerMatch
-	cond  *conditions.Program // nil: no condition
-	uses  bool                // the condition reads contact
 }
 
 // New makes a Matcher. ttl bounds how long another replica's change to an
@@ -65,7 +59,7 @@ func (m *Matcher) Invalidate(workspaceID uuid.UUID) {
 
 // Load returns the workspaces' compiled triggers, loading those not cached
 // or older than the TTL. The record path calls it before its transaction.
-func (m *Matcher) Load(ctx context.Context, workspaceIDs []uuid.UUID) (store.AutomationSet, error) {
+func (m *Matcher) Load(ctx context.Context, workspaceIDs []uuid.UUID) (decision.Automations, error) {
 	set := automationSet{m: m, entries: make(map[uuid.UUID]*entry, len(workspaceIDs))}
 	for _, ws := range workspaceIDs {
 		e, err := m.entry(ctx, ws)
@@ -89,51 +83,17 @@ func (s automationSet) Automates(ws uuid.UUID) bool {
 	return e != nil && e.any
 }
 
-// Triggers returns the enabled automations whose trigger the event meets.
-// A condition that fails to evaluate does not match.
-func (s automationSet) Triggers(ctx context.Context, ws uuid.UUID, ev *store.TriggerEvent, contact func() *store.Contact) []store.TriggerMatch {
-	e := s.entries[ws]
-	if e == nil {
-		return nil
+// Triggers returns the automations, enabled or not, whose trigger names
+// the event name.
+func (s automationSet) Triggers(ws uuid.UUID, name string) []decision.Trigger {
+	if e := s.entries[ws]; e != nil {
+		return e.byEvent[name]
 	}
-	candidates := e.byEvent[ev.Name]
-	if len(candidates) == 0 {
-		return nil
-	}
-	var out []store.TriggerMatch
-	evMap := activities.EventFrom(*ev).CELMap()
-	for _, c := range candidates {
-		if c.cond == nil {
-			out = append(out, c.match)
-			continue
-		}
-		vars := conditions.Vars{Event: evMap, Trigger: evMap, Now: s.m.now().UTC()}
-		if c.uses {
-			if ct := contact(); ct != nil {
-				vars.Contact = activities.ContactMap(*ct)
-			}
-		}
-		ok, err := c.cond.EvalBool(ctx, vars)
-		if err != nil {
-			s.m.log.DebugContext(ctx, "trigger condition did not hold", "automation_id", c.match.AutomationID.String(),
-				"error", err.Error())
-		}
-		if ok {
-			out = append(out, c.match)
-		}
-	}
-	return out
+	return nil
 }
 
-// WaitMatches evaluates a waiting enrollment's condition for an event.
-func (m *Matcher) WaitMatches(ctx context.Context, w *store.Wait, ev *store.TriggerEvent, contact *store.Contact) bool {
-	return activities.WaitMatches(ctx, m.env, w, ev, contact, m.log)
-}
-
-// WorkflowID names an enrollment's workflow.
-func (m *Matcher) WorkflowID(enrollmentID uuid.UUID) string {
-	return workflows.WorkflowID(enrollmentID.String())
-}
+// Conditions is the CEL environment the triggers were compiled in.
+func (s automationSet) Conditions() *conditions.Env { return s.m.env }
 
 func (m *Matcher) entry(ctx context.Context, ws uuid.UUID) (*entry, error) {
 	m.mu.Lock()
@@ -176,36 +136,63 @@ func isReady(e *entry) bool {
 	}
 }
 
-func (m *Matcher) load(ctx context.Context, ws uuid.UUID) (bool, map[string][]compiled, error) {
-	anyAutomation, err := m.store.HasAutomations(ctx, ws)
+func (m *Matcher) load(ctx context.Context, ws uuid.UUID) (bool, map[string][]decision.Trigger, error) {
+	versions, err := m.store.CurrentAutomations(ctx, ws)
 	if err != nil {
 		return false, nil, err
 	}
-	versions, err := m.store.EnabledAutomations(ctx, ws)
-	if err != nil {
-		return false, nil, err
-	}
-	byEvent := map[string][]compiled{}
+	byEvent := map[string][]decision.Trigger{}
 	for _, v := range versions {
-		var def definition.Automation
-		if err := json.Unmarshal(v.Definition, &def); err != nil {
-			m.log.ErrorContext(ctx, "stored automation does not parse", "automation_id", v.AutomationID.String(), "error", err.Error())
+		t, err := Compile(m.env, v)
+		if err != nil {
+			m.log.ErrorContext(ctx, "stored automation does not compile", "automation_id", v.AutomationID.String(), "error", err.Error())
 			continue
 		}
-		c := compiled{match: store.TriggerMatch{AutomationID: v.AutomationID, Version: v.Version, Once: def.Trigger.Once(),
-			ExitOn: def.ExitOn, Definition: v.Definition}}
-		if def.Trigger.Condition != "" {
-			if c.cond, err = m.env.Compile(def.Trigger.Condition, conditions.KindCondition); err != nil {
-				m.log.ErrorContext(ctx, "stored trigger condition does not compile", "automation_id", v.AutomationID.String(),
-					"error", err.Error())
-				continue
-			}
-			c.uses = mentionsContact(def.Trigger.Condition)
-		}
-		byEvent[def.Trigger.Event] = append(byEvent[def.Trigger.Event], c)
+		byEvent[t.Definition.Trigger.Event] = append(byEvent[t.Definition.Trigger.Event], t)
 	}
-	return anyAutomation, byEvent, nil
+	return len(versions) > 0, byEvent, nil
 }
+
+// Compile turns a stored version of an automation into a trigger, its
+// condition compiled.
+func Compile(env *conditions.Env, v store.AutomationVersion) (decision.Trigger, error) {
+	var def definition.Automation
+	if err := json.Unmarshal(v.Definition, &def); err != nil {
+		return decision.Trigger{}, fmt.Errorf("definition does not parse: %w", err)
+	}
+	t := decision.Trigger{AutomationID: v.AutomationID, Version: v.Version, Enabled: v.Enabled, Definition: def}
+	if def.Trigger.Condition != "" {
+		var err error
+		if t.Condition, err = env.Compile(def.Trigger.Condition, conditions.KindCondition); err != nil {
+			return decision.Trigger{}, fmt.Errorf("trigger condition does not compile: %w", err)
+		}
+		t.ReadsContact = mentionsContact(def.Trigger.Condition)
+	}
+	return t, nil
+}
+
+// One is a set of a single automation of a workspace, for a backfill: it
+// answers as the cache would if the workspace had only that automation.
+func One(env *conditions.Env, workspaceID uuid.UUID, t decision.Trigger) decision.Automations {
+	return one{env: env, ws: workspaceID, t: t}
+}
+
+type one struct {
+	env *conditions.Env
+	ws  uuid.UUID
+	t   decision.Trigger
+}
+
+func (o one) Automates(ws uuid.UUID) bool { return ws == o.ws }
+
+func (o one) Triggers(ws uuid.UUID, name string) []decision.Trigger {
+	if ws != o.ws || name != o.t.Definition.Trigger.Event {
+		return nil
+	}
+	return []decision.Trigger{o.t}
+}
+
+func (o one) Conditions() *conditions.Env { return o.env }
 
 // mentionsContact is a cheap test for whether a condition can read the
 // contact; loading it costs a query, so skip it when the text never says so.

@@ -3,9 +3,9 @@ package triggers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,11 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/decision"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
 	"github.com/signalbox/signalbox/triggers"
-	"github.com/signalbox/signalbox/workflows"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }
@@ -60,24 +61,44 @@ func (w *world) automation(doc string, enabled bool) store.Automation {
 }
 
 // load returns the matcher's answers for the world's workspace.
-func (w *world) load() store.AutomationSet {
+func (w *world) load() decision.Automations {
 	w.t.Helper()
 	set, err := w.m.Load(context.Background(), []uuid.UUID{w.ws.ID})
 	require.NoError(w.t, err)
 	return set
 }
 
-// matched returns the ids of the automations an event named name triggers.
+// matched returns the ids of the automations an event named name enrolls.
 func (w *world) matched(name string) []uuid.UUID {
 	w.t.Helper()
-	ev := &store.TriggerEvent{ID: store.NewID(), Name: name, Properties: json.RawMessage(`{}`), OccurredAt: time.Now()}
-	return automationIDs(w.load().Triggers(context.Background(), w.ws.ID, ev, func() *store.Contact { return nil }))
+	return enrolled(w.t, w.load(), w.ws.ID, name, `{}`, nil)
 }
 
-func automationIDs(ms []store.TriggerMatch) []uuid.UUID {
+// enrolled decides one event with props for a contact (its CEL view, nil
+// when unknown), as the record path does, every "once" reservation won,
+// and returns the automations it enrolls.
+func enrolled(t *testing.T, set decision.Automations, ws uuid.UUID, name, props string, contact map[string]any) []uuid.UUID {
+	t.Helper()
+	contactID := store.NewID()
+	ev := event.Event{ID: store.NewID(), Name: name, Properties: json.RawMessage(props), OccurredAt: time.Now(),
+		ReceivedAt: time.Now()}
+	in := decision.Input{Events: []decision.Fresh{{WorkspaceID: ws, ContactID: contactID, Event: ev}},
+		Exits: map[decision.ContactEvent][]*decision.Candidate{}, Waits: map[decision.ContactEvent][]*decision.Wait{},
+		Contacts: map[uuid.UUID]map[string]any{}, Automations: set, NewID: store.NewID, Now: time.Now()}
+	if contact != nil {
+		in.Contacts[contactID] = contact
+	}
+	plan := decision.Make(context.Background(), in)
+	won := decision.Won{Once: map[decision.OnceKey]bool{}}
+	for k := range plan.Claims().Once {
+		won.Once[k] = true
+	}
+	plan.Settle(won)
 	var out []uuid.UUID
-	for _, m := range ms {
-		out = append(out, m.AutomationID)
+	for _, d := range plan.Decisions() {
+		if d.Kind == decision.KindTrigger && d.Outcome == decision.Enrolled {
+			out = append(out, d.AutomationID)
+		}
 	}
 	return out
 }
@@ -95,44 +116,40 @@ func TestTriggers(t *testing.T) {
 	bigOrder := w.automation(doc("big order", `{"event": "order.placed", "condition": "event.properties.amount >= 50"}`), true)
 	vip := w.automation(doc("vip", `{"event": "plan.changed", "condition": "contact.properties.vip == true"}`), true)
 	w.automation(doc("disabled", `{"event": "order.placed"}`), false)
-	w.automation(doc("disabled vip", `{"event": "plan.changed", "condition": "contact.properties.vip"}`), false)
+	disabledVIP := w.automation(doc("disabled vip", `{"event": "plan.changed", "condition": "contact.properties.vip"}`), false)
 	set := w.load()
 
-	contact := func(props string) *store.Contact {
-		return &store.Contact{ID: uuid.New(), WorkspaceID: w.ws.ID, Email: "ada@example.com",
-			Properties: json.RawMessage(props)}
+	contact := func(props string) map[string]any {
+		return conditions.ContactMap(uuid.NewString(), "ada@example.com", nil, nil, json.RawMessage(props))
 	}
 	for _, tc := range []struct {
 		name    string
 		event   string
 		props   string
-		contact *store.Contact
+		contact map[string]any
 		want    []uuid.UUID
-		loads   int64
 	}{
-		{"int amount at the bound", "order.placed", `{"amount": 50}`, nil, []uuid.UUID{anyOrder.ID, bigOrder.ID}, 0},
-		{"double amount above", "order.placed", `{"amount": 50.5}`, nil, []uuid.UUID{anyOrder.ID, bigOrder.ID}, 0},
-		{"big amount", "order.placed", `{"amount": 1e6}`, nil, []uuid.UUID{anyOrder.ID, bigOrder.ID}, 0},
-		{"double amount below", "order.placed", `{"amount": 49.99}`, nil, []uuid.UUID{anyOrder.ID}, 0},
-		{"amount as a string", "order.placed", `{"amount": "60"}`, nil, []uuid.UUID{anyOrder.ID}, 0},
-		{"no amount", "order.placed", `{}`, nil, []uuid.UUID{anyOrder.ID}, 0},
-		{"vip contact", "plan.changed", `{}`, contact(`{"vip": true}`), []uuid.UUID{vip.ID}, 1},
-		{"other contact", "plan.changed", `{}`, contact(`{"vip": false}`), nil, 1},
-		{"contact not found", "plan.changed", `{}`, nil, nil, 1},
-		{"no automation for the name", "page.viewed", `{}`, contact(`{"vip": true}`), nil, 0},
+		{"int amount at the bound", "order.placed", `{"amount": 50}`, nil, []uuid.UUID{anyOrder.ID, bigOrder.ID}},
+		{"double amount above", "order.placed", `{"amount": 50.5}`, nil, []uuid.UUID{anyOrder.ID, bigOrder.ID}},
+		{"big amount", "order.placed", `{"amount": 1e6}`, nil, []uuid.UUID{anyOrder.ID, bigOrder.ID}},
+		{"double amount below", "order.placed", `{"amount": 49.99}`, nil, []uuid.UUID{anyOrder.ID}},
+		{"amount as a string", "order.placed", `{"amount": "60"}`, nil, []uuid.UUID{anyOrder.ID}},
+		{"no amount", "order.placed", `{}`, nil, []uuid.UUID{anyOrder.ID}},
+		{"vip contact", "plan.changed", `{}`, contact(`{"vip": true}`), []uuid.UUID{vip.ID}},
+		{"other contact", "plan.changed", `{}`, contact(`{"vip": false}`), nil},
+		{"contact not found", "plan.changed", `{}`, nil, nil},
+		{"no automation for the name", "page.viewed", `{}`, contact(`{"vip": true}`), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var loads atomic.Int64
-			ev := &store.TriggerEvent{ID: store.NewID(), Name: tc.event, Properties: json.RawMessage(tc.props),
-				OccurredAt: time.Now()}
-			got := set.Triggers(context.Background(), w.ws.ID, ev, func() *store.Contact {
-				loads.Add(1)
-				return tc.contact
-			})
-			require.ElementsMatch(t, tc.want, automationIDs(got))
-			require.Equal(t, tc.loads, loads.Load(), "contact loads")
+			require.ElementsMatch(t, tc.want, enrolled(t, set, w.ws.ID, tc.event, tc.props, tc.contact))
 		})
+	}
+	// Only the condition that reads the contact has it loaded.
+	for _, name := range []string{"order.placed", "plan.changed"} {
+		for _, tr := range set.Triggers(w.ws.ID, name) {
+			require.Equal(t, tr.AutomationID == vip.ID || tr.AutomationID == disabledVIP.ID, tr.ReadsContact, "%s", tr.AutomationID)
+		}
 	}
 }
 
@@ -146,16 +163,16 @@ func TestTriggerMatch(t *testing.T) {
 	require.NoError(t, err)
 	w.m.Invalidate(w.ws.ID)
 
-	ev := &store.TriggerEvent{ID: store.NewID(), Name: "signed.up", Properties: json.RawMessage(`{}`), OccurredAt: time.Now()}
-	got := w.load().Triggers(ctx, w.ws.ID, ev, func() *store.Contact { return nil })
+	got := w.load().Triggers(w.ws.ID, "signed.up")
 	require.Len(t, got, 1)
 	require.Equal(t, a.ID, got[0].AutomationID)
 	require.Equal(t, 2, got[0].Version)
-	require.True(t, got[0].Once)
-	require.Equal(t, []string{"deleted", "churned"}, got[0].ExitOn)
-	require.JSONEq(t, string(a.Definition), string(got[0].Definition))
-	var def definition.Automation
-	require.NoError(t, json.Unmarshal(got[0].Definition, &def), "the snapshot decodes as the workflow will decode it")
+	require.True(t, got[0].Enabled)
+	require.True(t, got[0].Definition.Trigger.Once())
+	require.Equal(t, []string{"deleted", "churned"}, got[0].Definition.ExitOn)
+	raw, err := json.Marshal(got[0].Definition)
+	require.NoError(t, err)
+	require.JSONEq(t, string(a.Definition), string(raw), "the snapshot is the saved definition")
 }
 
 func TestInvalidate(t *testing.T) {
@@ -212,41 +229,42 @@ func TestAutomates(t *testing.T) {
 
 	// The set answers only for the workspaces it was loaded for.
 	require.False(t, set.Automates(other))
-	ev := &store.TriggerEvent{ID: store.NewID(), Name: "signed.up", Properties: json.RawMessage(`{}`)}
-	require.Nil(t, set.Triggers(context.Background(), other, ev, func() *store.Contact { return nil }))
+	require.Nil(t, set.Triggers(other, "signed.up"))
 }
 
-func TestWaitMatches(t *testing.T) {
+// TestEventBudgetThroughRecordPath gives a workspace many automations with
+// costly trigger conditions that all hold: one event evaluates them under
+// one budget, so only the first few enroll, and the next event, in the same
+// group commit, still gets its own budget.
+func TestEventBudgetThroughRecordPath(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, time.Hour)
-	ev := &store.TriggerEvent{ID: store.NewID(), Name: "order.placed", Properties: json.RawMessage(`{"amount": 80}`),
-		OccurredAt: time.Now()}
-	contact := &store.Contact{ID: uuid.New(), Email: "ada@example.com", Properties: json.RawMessage(`{"vip": true}`)}
-	for _, tc := range []struct {
-		name      string
-		condition string
-		contact   *store.Contact
-		want      bool
-	}{
-		{"no condition", "", nil, true},
-		{"event above the trigger", "event.properties.amount > trigger.properties.amount", nil, true},
-		{"event below", "event.properties.amount > 100", nil, false},
-		{"contact", "contact.properties.vip", contact, true},
-		{"contact not loaded", "contact.properties.vip", nil, false},
-		{"does not compile", "event.properties.amount >", nil, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			wt := &store.Wait{WorkflowID: "wf", EventName: "order.placed", Condition: tc.condition,
-				Trigger: json.RawMessage(`{"name": "signed.up", "properties": {"amount": 50}}`)}
-			require.Equal(t, tc.want, w.m.WaitMatches(context.Background(), wt, ev, tc.contact))
-		})
+	s := storetest.New(t, store.Config{})
+	ws, _ := storetest.Workspace(t, s, store.PlanEnterprise)
+	// Budget for about five of these conditions per event.
+	env, err := conditions.NewEnv(conditions.Config{EventCostBudget: 5 * 350, EventTimeout: -1, Timeout: -1})
+	require.NoError(t, err)
+	m := triggers.New(s, env, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.SetAutomator(m)
+	w := &world{t: t, s: s, ws: ws, env: env, m: m}
+	for i := range 30 {
+		w.automation(doc(fmt.Sprintf("costly %d", i),
+			`{"event": "cart.updated", "condition": "event.properties.items.all(i, i >= 0)"}`), true)
 	}
-}
-
-func TestWorkflowID(t *testing.T) {
-	t.Parallel()
-	m := triggers.New(nil, nil, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	id := store.NewID()
-	require.Equal(t, workflows.WorkflowID(id.String()), m.WorkflowID(id))
+	items := make([]int, 100)
+	props, err := json.Marshal(map[string]any{"items": items})
+	require.NoError(t, err)
+	ev := func(email string) store.EventInput {
+		return store.EventInput{Email: email, CreateIfMissing: true, Name: "cart.updated", Properties: props,
+			OccurredAt: time.Now().UTC()}
+	}
+	out, err := s.Record(context.Background(), []*store.RecordRequest{
+		{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{ev("a@example.com")}},
+		{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{ev("b@example.com")}},
+	})
+	require.NoError(t, err)
+	for _, o := range out {
+		n := o.Results[0].Triggered
+		require.Positive(t, n)
+		require.Less(t, n, 10, "the budget stops the event's conditions well before all 30")
+	}
 }

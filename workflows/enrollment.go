@@ -8,13 +8,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/intent"
 )
 
 // Names that clients and workers share.
@@ -39,20 +44,11 @@ var (
 
 // WorkflowID is the deterministic id of an enrollment's workflow; delivering
 // a start twice finds the first.
-func WorkflowID(enrollmentID string) string { return "enrollment-" + enrollmentID }
+func WorkflowID(enrollmentID string) string { return intent.WorkflowIDPrefix + enrollmentID }
 
-// EnrollmentInput is everything an enrollment needs, fixed when it starts.
-type EnrollmentInput struct {
-	EnrollmentID string `json:"enrollment_id"`
-	WorkspaceID  string `json:"workspace_id"`
-	AutomationID string `json:"automation_id"`
-	Version      int    `json:"version"`
-	ContactID    string `json:"contact_id"`
-	// Definition is the automation at Version; edits make new versions and
-	// never reach a running enrollment.
-	Definition definition.Automation `json:"definition"`
-	Trigger    activities.Event      `json:"trigger"`
-}
+// EnrollmentInput is everything an enrollment needs, fixed when it starts:
+// the outbox's start intent itself.
+type EnrollmentInput = intent.Start
 
 // EnrollmentResult is how an enrollment ended.
 type EnrollmentResult struct {
@@ -61,12 +57,9 @@ type EnrollmentResult struct {
 	Steps int `json:"steps"`
 }
 
-// EventSignalInput is the payload of EventSignal.
-type EventSignalInput struct {
-	EnrollmentID string           `json:"enrollment_id"`
-	StepID       string           `json:"step_id"`
-	Event        activities.Event `json:"event"`
-}
+// EventSignalInput is the payload of EventSignal: the outbox's signal
+// intent itself.
+type EventSignalInput = intent.Signal
 
 // StepState answers CurrentStepQuery.
 type StepState struct {
@@ -79,8 +72,22 @@ type StepState struct {
 
 // Behaviour changes to this workflow go behind workflow.GetVersion with a
 // change id declared here, and a history recorded with the new code joins
-// testdata/histories, where every saved history must keep replaying. There
-// are none yet: the first release folded in the changes made before it.
+// testdata/histories, where every saved history must keep replaying.
+
+// WaitWindowsChange is the change that put delays and waits on the
+// enrollment's logical clock (see run.opened): version 1 opens a wait's
+// window where the enrollment logically reached the step and lets
+// PostgreSQL's clock decide its timeout; DefaultVersion (enrollments that
+// reached their first delay or wait on earlier code) opens it when the
+// workflow ran the step. The gate is taken at the first delay or wait, so
+// an enrollment without either pays nothing for it.
+const WaitWindowsChange = "wait-windows"
+
+// BookkeepingFailureChange is the change that logs a step whose
+// bookkeeping failed for good (retries bounded by Config.BookkeepingLimit,
+// or a permanent error) as "failed" before the enrollment ends failed.
+// The gate is taken only when that happens.
+const BookkeepingFailureChange = "bookkeeping-failure"
 
 // a is only used for its method values: the SDK takes activity names from
 // them, and the worker registers the real instance.
@@ -88,31 +95,75 @@ var a *activities.Activities
 
 // run is the state of one enrollment's interpretation.
 type run struct {
+	cfg     Config
 	in      EnrollmentInput
 	scope   activities.Scope
 	signals workflow.ReceiveChannel
-	seen    map[string]bool
+	seen    map[uuid.UUID]bool
 	seq     int
 	state   StepState
+	// version is WaitWindowsChange's version, read at the first delay or
+	// wait; -2 until then.
+	version workflow.Version
+	// opened and after are the enrollment's logical clock, on PostgreSQL's
+	// time: where it reached the current step. It starts at the trigger's
+	// receipt (after the trigger event itself); steps that act take no
+	// logical time, a delay moves it on by its duration, and a wait to the
+	// receipt of the event that resumed it (after that event) or to its
+	// timeout. A wait's window opens there, whenever the workflow itself
+	// gets to run the step.
+	opened time.Time
+	after  uuid.UUID
 }
 
-// Enrollment interprets an automation for one contact. An exit event
-// cancels it: it then records the enrollment as exited in a disconnected
-// context and ends as cancelled. A step that fails for good ends it as
-// failed.
+const versionUnread workflow.Version = -2
+
+// logical reports whether this enrollment keeps the logical clock,
+// reading the version gate on first use.
+func (r *run) logical(ctx workflow.Context) bool {
+	if r.version == versionUnread {
+		r.version = workflow.GetVersion(ctx, WaitWindowsChange, workflow.DefaultVersion, 1)
+	}
+	return r.version >= 1
+}
+
+// Enrollment interprets an automation for one contact with the default
+// Config. An exit event cancels it: it then records the enrollment as
+// exited in a disconnected context and ends as cancelled. A step that
+// fails for good ends it as failed.
 func Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, error) {
+	return Config{}.Enrollment(ctx, in)
+}
+
+// Enrollment is the enrollment workflow under c; workers register it as
+// EnrollmentWorkflow. Every worker of a task queue should use the same
+// Config.
+func (c Config) Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, error) {
 	r := &run{
-		in: in,
+		cfg: c,
+		in:  in,
 		scope: activities.Scope{WorkspaceID: in.WorkspaceID, EnrollmentID: in.EnrollmentID, ContactID: in.ContactID,
 			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Trigger: in.Trigger},
 		signals: workflow.GetSignalChannel(ctx, EventSignal),
-		seen:    map[string]bool{},
+		seen:    map[uuid.UUID]bool{},
+		version: versionUnread,
+		opened:  in.Trigger.ReceivedAt,
+		after:   in.Trigger.ID,
+	}
+	if r.opened.IsZero() {
+		// Started before triggers carried their receipt: the workflow's
+		// start is the closest time after it.
+		r.opened, r.after = workflow.GetInfo(ctx).WorkflowStartTime, uuid.Nil
 	}
 	if err := workflow.SetQueryHandler(ctx, CurrentStepQuery, func() (StepState, error) { return r.state, nil }); err != nil {
 		return EnrollmentResult{}, err
 	}
 	err := r.steps(ctx, in.Definition.Steps)
 	r.drain(ctx)
+	var bf *bookkeepingError
+	if errors.As(err, &bf) {
+		err = bf.err
+	}
 
 	done, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
@@ -150,11 +201,36 @@ func (r *run) steps(ctx workflow.Context, steps []definition.Step) error {
 	return nil
 }
 
-// step runs one step and logs what it did.
+// step runs one step and logs what it did. A step whose bookkeeping
+// failed for good is logged as failed, with the reason, once.
 func (r *run) step(ctx workflow.Context, s *definition.Step) error {
+	err := r.stepOnce(ctx, s)
+	var bf *bookkeepingError
+	if errors.As(err, &bf) && !bf.logged && ctx.Err() == nil &&
+		workflow.GetVersion(ctx, BookkeepingFailureChange, workflow.DefaultVersion, 1) >= 1 {
+		bf.logged = true
+		r.log(ctx, s, "failed", map[string]any{"error": failureReason(bf.err), "activity": bf.activity})
+	}
+	return err
+}
+
+// bookkeepingError is a bookkeeping activity that failed for good.
+type bookkeepingError struct {
+	activity string
+	err      error
+	logged   bool
+}
+
+func (e *bookkeepingError) Error() string { return e.activity + ": " + e.err.Error() }
+func (e *bookkeepingError) Unwrap() error { return e.err }
+
+func (r *run) stepOnce(ctx workflow.Context, s *definition.Step) error {
 	r.state = StepState{StepID: s.ID, Type: string(s.Type), Since: workflow.Now(ctx)}
 	switch s.Type {
 	case definition.TypeDelay:
+		if r.logical(ctx) {
+			return r.delay(ctx, s)
+		}
 		r.log(ctx, s, "waiting", map[string]any{"duration": s.Delay.Duration.String()})
 		if err := workflow.Sleep(ctx, s.Delay.Duration.Std()); err != nil {
 			return err
@@ -162,6 +238,9 @@ func (r *run) step(ctx workflow.Context, s *definition.Step) error {
 		r.log(ctx, s, "done", nil)
 		return nil
 	case definition.TypeWaitForEvent:
+		if r.logical(ctx) {
+			return r.waitWindow(ctx, s)
+		}
 		return r.wait(ctx, s)
 	case definition.TypeBranch:
 		var res activities.ConditionResult
@@ -209,9 +288,98 @@ func (r *run) act(ctx workflow.Context, s *definition.Step, fn, in, out any) err
 	return nil
 }
 
-// wait runs a wait_for_event step: register the wait (which looks back for
-// an event that arrived since the step began), then take the first matching
-// signal or the timeout.
+// delay runs a delay step on the logical clock: it ends its duration after
+// the enrollment reached it, so a workflow that runs late (Temporal was
+// down) keeps the schedule instead of pushing it back.
+func (r *run) delay(ctx workflow.Context, s *definition.Step) error {
+	end := r.opened.Add(s.Delay.Duration.Std())
+	r.log(ctx, s, "waiting", map[string]any{"duration": s.Delay.Duration.String(), "until": end})
+	if err := workflow.Sleep(ctx, max(end.Sub(workflow.Now(ctx)), 0)); err != nil {
+		return err
+	}
+	r.opened, r.after = end, uuid.Nil
+	r.log(ctx, s, "done", nil)
+	return nil
+}
+
+// waitWindow runs a wait_for_event step whose window opens on the logical
+// clock and closes its timeout later. Registering the wait looks back over
+// the window so far, so an event recorded before the workflow got here
+// (right after the trigger, or while Temporal was down) resumes it; a
+// workflow that arrives after the window closed learns its outcome at once.
+// Otherwise it takes the first matching signal, or the timer; at the timer
+// PostgreSQL's clock, which stamped every event, decides whether the window
+// has really closed.
+func (r *run) waitWindow(ctx workflow.Context, s *definition.Step) error {
+	w := s.WaitForEvent
+	r.state.Waiting = w.Event
+	in := activities.WaitInput{Scope: r.scope, StepID: s.ID, Event: w.Event, Condition: w.Condition,
+		BeganAt: r.opened, After: r.after, ExpiresAt: r.opened.Add(w.Timeout.Std()), Strict: true}
+	var reg activities.WaitResult
+	if err := r.book(ctx, a.RegisterWait, in, &reg); err != nil {
+		return err
+	}
+	got, reason := reg.Event, "window closed"
+	if got == nil && !reg.Closed {
+		reason = "timeout"
+		// Logged once the wait is in the index, so "waiting" means an event
+		// recorded from now on resumes it through the record path.
+		r.log(ctx, s, "waiting", map[string]any{"event": w.Event, "timeout": w.Timeout.String(),
+			"from": in.BeganAt, "until": in.ExpiresAt})
+		tctx, cancelTimer := workflow.WithCancel(ctx)
+		timer := workflow.NewTimer(tctx, max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
+		for got == nil {
+			fired := false
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(r.signals, func(c workflow.ReceiveChannel, _ bool) {
+				var sig EventSignalInput
+				c.Receive(ctx, &sig)
+				if sig.StepID == s.ID && !r.seen[sig.Event.ID] {
+					got = &sig.Event
+				}
+			})
+			sel.AddFuture(timer, func(f workflow.Future) { fired = f.Get(ctx, nil) == nil })
+			sel.Select(ctx)
+			if err := ctx.Err(); err != nil {
+				cancelTimer()
+				return err
+			}
+			if !fired {
+				continue
+			}
+			var cleared activities.WaitResult
+			if err := r.book(ctx, a.ClearWait, in, &cleared); err != nil {
+				cancelTimer()
+				return err
+			}
+			if cleared.Event != nil || cleared.Remaining <= 0 {
+				got = cleared.Event
+				break
+			}
+			// This worker's clock ran ahead of PostgreSQL's: the window is
+			// still open, so wait out the rest.
+			timer = workflow.NewTimer(tctx, cleared.Remaining)
+		}
+		cancelTimer()
+	}
+	if got == nil {
+		r.opened, r.after = in.ExpiresAt, uuid.Nil
+		r.log(ctx, s, "no", map[string]any{"branch": "no", "reason": reason})
+		return r.steps(ctx, w.No)
+	}
+	r.seen[got.ID] = true
+	r.opened, r.after = got.ReceivedAt, got.ID
+	if r.opened.IsZero() {
+		r.opened, r.after = workflow.Now(ctx), uuid.Nil
+	}
+	r.log(ctx, s, "yes", map[string]any{"branch": "yes", "event_id": got.ID})
+	return r.steps(ctx, w.Yes)
+}
+
+// wait runs a wait_for_event step the way enrollments that reached their
+// first delay or wait before WaitWindowsChange do: register the wait (which
+// looks back for an event that arrived since the workflow ran the step),
+// then take the first matching signal or the timeout.
 func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 	w := s.WaitForEvent
 	began := workflow.Now(ctx)
@@ -275,9 +443,21 @@ func (r *run) wait(ctx workflow.Context, s *definition.Step) error {
 
 // book runs a bookkeeping activity, a quick write or read of the
 // enrollment's own records, as a local activity in the worker that runs the
-// workflow: no task round trip through the server for each.
+// workflow: no task round trip through the server for each. Its retries
+// are bounded; a failure for good comes back as a *bookkeepingError.
 func (r *run) book(ctx workflow.Context, fn, in, out any) error {
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localBookkeeping), fn, in).Get(ctx, out)
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, r.cfg.bookkeeping()), fn, in).Get(ctx, out)
+	if err == nil || temporal.IsCanceledError(err) || ctx.Err() != nil {
+		return err
+	}
+	return &bookkeepingError{activity: activityName(fn), err: err}
+}
+
+// activityName names an activity method value the way the SDK does.
+func activityName(fn any) string {
+	name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
+	name = strings.TrimSuffix(name, "-fm")
+	return name[strings.LastIndexByte(name, '.')+1:]
 }
 
 // log appends a line to the enrollment's step log.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/workflows"
 )
 
@@ -27,12 +29,18 @@ import (
 var a *activities.Activities
 
 // Fixed identities, so that scopes and inputs can be compared exactly.
-const (
-	testEnrollment = "5f0c3a52-7d1e-4a59-9a43-0d7f1f3c2b10"
-	testWorkspace  = "0b8f3f7e-5c1a-4c36-8c55-2f0f3e4a9d01"
-	testAutomation = "8a1d6c2e-3b4f-4e5a-9c7d-1e2f3a4b5c6d"
-	testContact    = "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f"
+var (
+	testEnrollment = uuid.MustParse("5f0c3a52-7d1e-4a59-9a43-0d7f1f3c2b10")
+	testWorkspace  = uuid.MustParse("0b8f3f7e-5c1a-4c36-8c55-2f0f3e4a9d01")
+	testAutomation = uuid.MustParse("8a1d6c2e-3b4f-4e5a-9c7d-1e2f3a4b5c6d")
+	testContact    = uuid.MustParse("c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f")
 )
+
+// evID is the id of a test event named for what it is ("ev-1"), the same
+// on every run.
+func evID(name string) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signalbox.example/events/"+name))
+}
 
 // testStart is the virtual time every test workflow starts at.
 var testStart = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -66,13 +74,19 @@ type call struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, workflows.Config{})
+}
+
+// newHarnessWith is newHarness with the workflow under cfg.
+func newHarnessWith(t *testing.T, cfg workflows.Config) *harness {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetStartTime(testStart)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{
-		ID: workflows.WorkflowID(testEnrollment), TaskQueue: workflows.TaskQueue,
+		ID: workflows.WorkflowID(testEnrollment.String()), TaskQueue: workflows.TaskQueue,
 	})
-	env.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	env.RegisterWorkflowWithOptions(cfg.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
 	h := &harness{t: t, env: env}
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 		h.mu.Lock()
@@ -123,7 +137,7 @@ func enrollmentInput(t *testing.T, steps string) workflows.EnrollmentInput {
 }
 
 // enrollmentInputFor is enrollmentInput for another enrollment id.
-func enrollmentInputFor(t *testing.T, enrollmentID, steps string) workflows.EnrollmentInput {
+func enrollmentInputFor(t *testing.T, enrollmentID uuid.UUID, steps string) workflows.EnrollmentInput {
 	t.Helper()
 	doc := `{"name": "test", "trigger": {"event": "user.signed_up"}, "exit_on": ["user.deleted"], "steps": ` + steps + `}`
 	def, problems := definition.Load([]byte(doc), nil)
@@ -134,8 +148,8 @@ func enrollmentInputFor(t *testing.T, enrollmentID, steps string) workflows.Enro
 	}
 }
 
-func triggerEvent() activities.Event {
-	return activities.Event{ID: "7e1f0c1a-0000-4000-8000-000000000001", Name: "user.signed_up",
+func triggerEvent() event.Event {
+	return event.Event{ID: uuid.MustParse("7e1f0c1a-0000-4000-8000-000000000001"), Name: "user.signed_up",
 		Properties: json.RawMessage(`{"plan":"pro"}`), OccurredAt: testStart.Add(-time.Minute)}
 }
 
@@ -229,7 +243,8 @@ func (h *harness) signalAt(d time.Duration, stepID, eventID string) {
 	h.env.RegisterDelayedCallback(func() {
 		h.env.SignalWorkflow(workflows.EventSignal, workflows.EventSignalInput{
 			EnrollmentID: testEnrollment, StepID: stepID,
-			Event: activities.Event{ID: eventID, Name: "order.placed", Properties: json.RawMessage(`{}`), OccurredAt: testStart.Add(d)},
+			Event: event.Event{ID: evID(eventID), Name: "order.placed", Properties: json.RawMessage(`{}`), OccurredAt: testStart.Add(d),
+				ReceivedAt: testStart.Add(d)},
 		})
 	}, d)
 }
@@ -271,12 +286,12 @@ func TestEnrollmentLinear(t *testing.T) {
 	require.Equal(t, []time.Duration{36 * time.Hour}, h.timers)
 	require.Equal(t, 36*time.Hour, h.elapsed())
 	require.Equal(t, 36*time.Hour, h.line("pause", "done").At.Sub(h.line("pause", "waiting").At))
-	require.Equal(t, map[string]any{"duration": "1d12h"}, h.line("pause", "waiting").detail(t))
+	require.Equal(t, map[string]any{"duration": "1d12h", "until": "2026-03-03T21:00:00Z"}, h.line("pause", "waiting").detail(t))
 	require.Equal(t, map[string]any{"status": float64(204), "webhook_id": "msg_1"}, h.line("hook", "done").detail(t))
 
 	// Each action gets the enrollment's scope and its own step.
 	scope := activities.Scope{WorkspaceID: testWorkspace, EnrollmentID: testEnrollment, ContactID: testContact,
-		WorkflowID: workflows.WorkflowID(testEnrollment), Trigger: triggerEvent()}
+		WorkflowID: workflows.WorkflowID(testEnrollment.String()), Trigger: triggerEvent()}
 	hooks := inputs[activities.WebhookInput](h, "SendWebhook")
 	require.Len(t, hooks, 1)
 	require.Equal(t, "hook", hooks[0].StepID)
@@ -366,7 +381,7 @@ const waitSteps = `[
 ]`
 
 // mockWait mocks the wait activities and the path actions.
-func (h *harness) mockWait(registered, cleared *activities.Event) {
+func (h *harness) mockWait(registered, cleared *event.Event) {
 	h.env.OnActivity(a.RegisterWait, mock.Anything, mock.Anything).Return(activities.WaitResult{Event: registered}, nil)
 	h.env.OnActivity(a.ClearWait, mock.Anything, mock.Anything).Return(activities.WaitResult{Event: cleared}, nil)
 	h.env.OnActivity(a.EmitEvent, mock.Anything, mock.Anything).Return(activities.EmitEventResult{}, nil)
@@ -375,14 +390,14 @@ func (h *harness) mockWait(registered, cleared *activities.Event) {
 func TestEnrollmentWaitLookBack(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	h.mockWait(&activities.Event{ID: "ev-early", Name: "order.placed"}, nil)
+	h.mockWait(&event.Event{ID: evID("ev-early"), Name: "order.placed"}, nil)
 
 	h.run(waitSteps)
 
 	h.completed()
 	// Found at registration: the step never logs "waiting".
 	require.Equal(t, []string{"wait yes", "thanks done"}, h.outcomes(map[string]string{"wait": "wait_for_event"}))
-	require.Equal(t, map[string]any{"branch": "yes", "event_id": "ev-early"}, h.line("wait", "yes").detail(t))
+	require.Equal(t, map[string]any{"branch": "yes", "event_id": evID("ev-early").String()}, h.line("wait", "yes").detail(t))
 	require.Empty(t, h.timers, "no timer when the look-back found the event")
 	require.Zero(t, h.elapsed())
 	h.env.AssertActivityNumberOfCalls(t, "ClearWait", 0)
@@ -395,7 +410,7 @@ func TestEnrollmentWaitLookBack(t *testing.T) {
 	require.Equal(t, "event.properties.total > 0", regs[0].Condition)
 	require.True(t, regs[0].BeganAt.Equal(testStart))
 	require.True(t, regs[0].ExpiresAt.Equal(testStart.Add(24*time.Hour)))
-	require.Equal(t, workflows.WorkflowID(testEnrollment), regs[0].Scope.WorkflowID)
+	require.Equal(t, workflows.WorkflowID(testEnrollment.String()), regs[0].Scope.WorkflowID)
 }
 
 func TestEnrollmentWaitSignal(t *testing.T) {
@@ -408,14 +423,173 @@ func TestEnrollmentWaitSignal(t *testing.T) {
 
 	h.completed()
 	require.Equal(t, []string{"wait waiting", "wait yes", "thanks done"}, h.outcomes(nil))
-	require.Equal(t, map[string]any{"branch": "yes", "event_id": "ev-1"}, h.line("wait", "yes").detail(t))
+	require.Equal(t, map[string]any{"branch": "yes", "event_id": evID("ev-1").String()}, h.line("wait", "yes").detail(t))
 	require.Equal(t, 3*time.Hour, h.elapsed(), "the signal ends the wait, not the timeout")
 	require.Equal(t, []time.Duration{24 * time.Hour}, h.timers)
-	require.Equal(t, map[string]any{"event": "order.placed", "timeout": "1d"}, h.line("wait", "waiting").detail(t))
-	// "waiting" is logged once the wait is registered, and the wait is
-	// cleared from the index once resumed.
-	require.Equal(t, []string{"RegisterWait", "RecordStep", "ClearWait", "RecordStep", "EmitEvent", "RecordStep",
+	require.Equal(t, map[string]any{"event": "order.placed", "timeout": "1d", "from": "2026-03-02T09:00:00Z",
+		"until": "2026-03-03T09:00:00Z"}, h.line("wait", "waiting").detail(t))
+	// "waiting" is logged once the wait is registered; the signal is the
+	// claim the record path won, so nothing needs clearing.
+	require.Equal(t, []string{"RegisterWait", "RecordStep", "RecordStep", "EmitEvent", "RecordStep",
 		"FinishEnrollment"}, h.callNames())
+}
+
+// legacy makes the enrollment one that reached its first delay or wait
+// before WaitWindowsChange, as a history recorded then replays.
+func (h *harness) legacy() {
+	h.env.OnGetVersion(workflows.WaitWindowsChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+}
+
+func TestEnrollmentLegacyWaitSignal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.legacy()
+	h.mockWait(nil, nil)
+	h.env.OnActivity(a.SendWebhook, mock.Anything, mock.Anything).Return(activities.WebhookResult{Status: 200}, nil)
+	h.signalAt(3*time.Hour, "wait", "ev-1")
+	h.env.RegisterDelayedCallback(func() {}, 2*time.Hour)
+
+	h.run(`[
+		{"id": "pause", "type": "delay", "duration": "2h"},
+		{"id": "wait", "type": "wait_for_event", "event": "order.placed", "timeout": "1d",
+		 "yes": [{"id": "thanks", "type": "emit_event", "name": "thanked"}]}
+	]`)
+
+	h.completed()
+	require.Equal(t, []string{"pause waiting", "pause done", "wait waiting", "wait yes", "thanks done"}, h.outcomes(nil))
+	require.Equal(t, map[string]any{"duration": "2h"}, h.line("pause", "waiting").detail(t))
+	require.Equal(t, map[string]any{"event": "order.placed", "timeout": "1d"}, h.line("wait", "waiting").detail(t))
+	// The window opened when the workflow ran the step, and the wait was
+	// cleared from the index once resumed.
+	regs := inputs[activities.WaitInput](h, "RegisterWait")
+	require.Len(t, regs, 1)
+	require.True(t, regs[0].BeganAt.Equal(testStart.Add(2*time.Hour)))
+	require.Zero(t, regs[0].After)
+	require.False(t, regs[0].Strict)
+	require.Equal(t, []string{"RecordStep", "RecordStep", "RegisterWait", "RecordStep", "ClearWait", "RecordStep",
+		"EmitEvent", "RecordStep", "FinishEnrollment"}, h.callNames())
+}
+
+// lateTrigger is the trigger of an enrollment whose workflow started late:
+// the event was recorded 90 minutes before the workflow ran (Temporal was
+// down, say).
+func lateTrigger(t *testing.T, steps string) workflows.EnrollmentInput {
+	in := enrollmentInput(t, steps)
+	in.Trigger.ReceivedAt = testStart.Add(-90 * time.Minute)
+	return in
+}
+
+func TestEnrollmentWaitWindowOpensAtTrigger(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.mockWait(nil, nil)
+	h.signalAt(time.Hour, "wait", "ev-1")
+
+	h.env.ExecuteWorkflow(workflows.EnrollmentWorkflow, lateTrigger(t, waitSteps))
+
+	h.completed()
+	regs := inputs[activities.WaitInput](h, "RegisterWait")
+	require.Len(t, regs, 1)
+	// The window opened at the trigger's receipt, after the trigger itself,
+	// and its timeout runs from there: the timer is shorter by the delay.
+	require.True(t, regs[0].BeganAt.Equal(testStart.Add(-90*time.Minute)))
+	require.Equal(t, triggerEvent().ID, regs[0].After)
+	require.True(t, regs[0].ExpiresAt.Equal(testStart.Add(-90*time.Minute+24*time.Hour)))
+	require.True(t, regs[0].Strict)
+	require.Equal(t, []time.Duration{24*time.Hour - 90*time.Minute}, h.timers)
+	require.Equal(t, []string{"wait waiting", "wait yes", "thanks done"}, h.outcomes(nil))
+}
+
+func TestEnrollmentWaitWindowClosedBeforeArrival(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		reg      activities.WaitResult
+		outcomes []string
+	}{
+		{"event inside the window", activities.WaitResult{Event: &event.Event{ID: evID("ev-1")}},
+			[]string{"wait yes", "thanks done"}},
+		{"nothing inside the window", activities.WaitResult{Closed: true},
+			[]string{"wait no", "nudge done"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.env.OnActivity(a.RegisterWait, mock.Anything, mock.Anything).Return(tc.reg, nil)
+			h.env.OnActivity(a.EmitEvent, mock.Anything, mock.Anything).Return(activities.EmitEventResult{}, nil)
+			in := enrollmentInput(t, waitSteps)
+			in.Trigger.ReceivedAt = testStart.Add(-48 * time.Hour)
+
+			h.env.ExecuteWorkflow(workflows.EnrollmentWorkflow, in)
+
+			// The workflow arrived after its window closed: the outcome
+			// comes at once, with no timer and no waiting.
+			h.completed()
+			require.Equal(t, tc.outcomes, h.outcomes(nil))
+			require.Empty(t, h.timers)
+			require.Zero(t, h.elapsed())
+			h.env.AssertActivityNumberOfCalls(t, "ClearWait", 0)
+			if tc.reg.Closed {
+				require.Equal(t, map[string]any{"branch": "no", "reason": "window closed"}, h.line("wait", "no").detail(t))
+			}
+		})
+	}
+}
+
+func TestEnrollmentWaitTimeoutFollowsDatabaseClock(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.env.OnActivity(a.RegisterWait, mock.Anything, mock.Anything).Return(activities.WaitResult{}, nil)
+	// At the timer, PostgreSQL's clock is 2s behind: the window is still
+	// open, and the workflow waits out the rest before it times out.
+	h.env.OnActivity(a.ClearWait, mock.Anything, mock.Anything).Return(activities.WaitResult{Remaining: 2 * time.Second}, nil).Once()
+	h.env.OnActivity(a.ClearWait, mock.Anything, mock.Anything).Return(activities.WaitResult{}, nil).Once()
+	h.env.OnActivity(a.EmitEvent, mock.Anything, mock.Anything).Return(activities.EmitEventResult{}, nil)
+
+	h.run(waitSteps)
+
+	h.completed()
+	require.Equal(t, []time.Duration{24 * time.Hour, 2 * time.Second}, h.timers)
+	require.Equal(t, 24*time.Hour+2*time.Second, h.elapsed())
+	require.Equal(t, []string{"wait waiting", "wait no", "nudge done"}, h.outcomes(nil))
+	h.env.AssertActivityNumberOfCalls(t, "ClearWait", 2)
+}
+
+func TestEnrollmentLogicalClockAcrossSteps(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.mockWait(nil, nil)
+	h.env.OnActivity(a.SendWebhook, mock.Anything, mock.Anything).Return(activities.WebhookResult{Status: 200}, nil)
+	// The first wait is resumed by an event recorded 10 minutes into its
+	// window (before the workflow got there), delivered a minute later.
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(workflows.EventSignal, workflows.EventSignalInput{EnrollmentID: testEnrollment, StepID: "first",
+			Event: event.Event{ID: evID("ev-1"), Name: "order.placed", ReceivedAt: testStart.Add(-20 * time.Minute)}})
+	}, time.Minute)
+
+	h.env.ExecuteWorkflow(workflows.EnrollmentWorkflow, lateTrigger(t, `[
+		{"id": "hook", "type": "webhook", "url": "https://crm.example/hooks"},
+		{"id": "pause", "type": "delay", "duration": "1h"},
+		{"id": "first", "type": "wait_for_event", "event": "order.placed", "timeout": "1h"},
+		{"id": "second", "type": "wait_for_event", "event": "order.placed", "timeout": "2h"},
+		{"id": "third", "type": "wait_for_event", "event": "order.placed", "timeout": "1h"}
+	]`))
+
+	h.completed()
+	regs := inputs[activities.WaitInput](h, "RegisterWait")
+	require.Len(t, regs, 3)
+	// The webhook took no logical time; the delay ended an hour after the
+	// trigger (30 minutes ago by the workflow's clock), so it did not sleep.
+	require.True(t, regs[0].BeganAt.Equal(testStart.Add(-30*time.Minute)), "first opens %s", regs[0].BeganAt)
+	require.Zero(t, regs[0].After)
+	// The second opens at the receipt of the event that resumed the first,
+	// after that event; the third where the second timed out.
+	require.True(t, regs[1].BeganAt.Equal(testStart.Add(-20*time.Minute)), "second opens %s", regs[1].BeganAt)
+	require.Equal(t, evID("ev-1"), regs[1].After)
+	require.True(t, regs[2].BeganAt.Equal(testStart.Add(100*time.Minute)), "third opens %s", regs[2].BeganAt)
+	require.Zero(t, regs[2].After)
+	require.Equal(t, []string{"hook done", "pause waiting", "pause done", "first waiting", "first yes", "second waiting",
+		"second no", "third waiting", "third no"}, h.outcomes(nil))
 }
 
 func TestEnrollmentWaitTimeout(t *testing.T) {
@@ -439,13 +613,13 @@ func TestEnrollmentWaitClaimedAtTimeout(t *testing.T) {
 	h := newHarness(t)
 	// An event claimed the wait in the instant the timer fired; its signal
 	// never arrives, but ClearWait hands it over.
-	h.mockWait(nil, &activities.Event{ID: "ev-late", Name: "order.placed"})
+	h.mockWait(nil, &event.Event{ID: evID("ev-late"), Name: "order.placed"})
 
 	h.run(waitSteps)
 
 	h.completed()
 	require.Equal(t, []string{"wait waiting", "wait yes", "thanks done"}, h.outcomes(nil))
-	require.Equal(t, map[string]any{"branch": "yes", "event_id": "ev-late"}, h.line("wait", "yes").detail(t))
+	require.Equal(t, map[string]any{"branch": "yes", "event_id": evID("ev-late").String()}, h.line("wait", "yes").detail(t))
 	require.Equal(t, 24*time.Hour, h.elapsed())
 }
 
@@ -466,7 +640,7 @@ func TestEnrollmentWaitIgnoresOtherStepsAndDuplicates(t *testing.T) {
 
 	h.completed()
 	require.Equal(t, []string{"first waiting", "first yes", "second waiting", "second no", "nudge done"}, h.outcomes(nil))
-	require.Equal(t, "ev-1", h.line("first", "yes").detail(t)["event_id"])
+	require.Equal(t, evID("ev-1").String(), h.line("first", "yes").detail(t)["event_id"])
 	require.Equal(t, 12*time.Hour, h.elapsed(), "second waits its full 10h from 2h")
 }
 
@@ -487,7 +661,7 @@ func TestEnrollmentDrainsStaleSignals(t *testing.T) {
 
 	h.completed()
 	require.Equal(t, []string{"wait waiting", "wait yes", "cool waiting", "cool done"}, h.outcomes(nil))
-	require.Equal(t, "ev-1", h.line("wait", "yes").detail(t)["event_id"])
+	require.Equal(t, evID("ev-1").String(), h.line("wait", "yes").detail(t)["event_id"])
 }
 
 func TestEnrollmentExitDuringDelay(t *testing.T) {
@@ -607,7 +781,7 @@ func TestEnrollmentEveryStepType(t *testing.T) {
 	h.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(activities.EmailResult{MessageID: "<m@x>"}, nil)
 	h.env.OnActivity(a.SendWebhook, mock.Anything, mock.Anything).Return(activities.WebhookResult{Status: 200}, nil)
 	h.env.OnActivity(a.EvaluateCondition, mock.Anything, mock.Anything).Return(activities.ConditionResult{Value: true}, nil)
-	h.mockWait(&activities.Event{ID: "ev-1"}, nil)
+	h.mockWait(&event.Event{ID: evID("ev-1")}, nil)
 
 	h.run(`[
 		{"id": "welcome", "type": "send_email", "to": "contact.email", "subject": "'Hi'", "text": "'Hello'"},
@@ -622,4 +796,49 @@ func TestEnrollmentEveryStepType(t *testing.T) {
 	emails := inputs[activities.EmailInput](h, "SendEmail")
 	require.Len(t, emails, 1)
 	require.Equal(t, "contact.email", emails[0].Step.To)
+}
+
+func TestEnrollmentBookkeepingFailsForGood(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"permanent", temporal.NewNonRetryableApplicationError("enrollment e no longer exists", activities.ErrTypeNotFound, nil)},
+		{"retried past the limit", errors.New("connect: connection refused")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarnessWith(t, workflows.Config{BookkeepingLimit: time.Minute})
+			var attempts int
+			h.env.OnActivity(a.RegisterWait, mock.Anything, mock.Anything).Return(
+				func(context.Context, activities.WaitInput) (activities.WaitResult, error) {
+					attempts++
+					return activities.WaitResult{}, tc.err
+				})
+			h.env.OnActivity(a.EmitEvent, mock.Anything, mock.Anything).Return(activities.EmitEventResult{}, nil)
+
+			h.run(waitSteps)
+
+			require.Error(t, h.env.GetWorkflowError())
+			fin := h.finished()
+			require.Equal(t, "failed", fin.Status)
+			require.Equal(t, []string{"wait failed"}, h.outcomes(nil))
+			detail := h.line("wait", "failed").detail(t)
+			require.Equal(t, "RegisterWait", detail["activity"])
+			require.Equal(t, fin.Reason, detail["error"])
+			if tc.name == "permanent" {
+				require.Equal(t, 1, attempts)
+				require.Contains(t, fin.Reason, tc.err.Error())
+			} else {
+				// Retried with backoff from 200ms (0.2 + 0.4 + ... + 25.6s),
+				// then given up within the limit. (The test environment
+				// reports the last attempt as a timeout; a real worker
+				// reports its error, see e2e.)
+				require.Equal(t, 9, attempts)
+				require.Equal(t, 51*time.Second, h.elapsed())
+			}
+			h.env.AssertActivityNumberOfCalls(t, "EmitEvent", 0)
+		})
+	}
 }

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signalbox/signalbox/activities"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/workflows"
 )
 
@@ -43,7 +44,7 @@ var updateHistories = flag.Bool("update-histories", false,
 // historyGeneration prefixes the names of the histories written now. Bump
 // it with a change that goes behind workflow.GetVersion, so that the new
 // histories are added beside the old ones, which must keep replaying.
-const historyGeneration = "v1"
+const historyGeneration = "v2"
 
 // historyIdentity is the client and worker identity in saved histories, in
 // place of a process id and host name.
@@ -57,6 +58,14 @@ type historyScenario struct {
 	// the fake RegisterWait (found by look-back) or ClearWait (claimed as
 	// the timer fired) returns.
 	lookback, claimed map[string]string
+	// closed lists wait steps whose window RegisterWait finds closed with
+	// nothing in it; behind maps a wait step to how far PostgreSQL's clock
+	// is behind when its timer first fires (ClearWait answers Remaining).
+	closed map[string]bool
+	behind map[string]time.Duration
+	// receivedAgo backdates the trigger's receipt: the enrollment starts
+	// that late.
+	receivedAgo time.Duration
 	// drive acts on the running enrollment: signals, cancellation.
 	drive func(ctx context.Context, t *testing.T, c client.Client, workflowID string)
 	// want is the status the enrollment ends with, and outcomes its step
@@ -161,6 +170,32 @@ var historyScenarios = []historyScenario{
 		outcomes: []string{"ordered waiting"},
 	},
 	{
+		name: "wait_window_closed",
+		steps: `[
+			{"id": "ordered", "type": "wait_for_event", "event": "order.placed", "timeout": "1h",
+			 "yes": [{"id": "thank", "type": "webhook", "url": "https://crm.example/orders"}],
+			 "no": [{"id": "remind", "type": "emit_event", "name": "order.reminded"}]}
+		]`,
+		closed:      map[string]bool{"ordered": true},
+		receivedAgo: 2 * time.Hour,
+		want:        "completed",
+		outcomes:    []string{"ordered no", "remind done"},
+	},
+	{
+		name: "late_start_delay_then_wait",
+		steps: `[
+			{"id": "notify_crm", "type": "webhook", "url": "https://crm.example/hooks"},
+			{"id": "pause", "type": "delay", "duration": "30m"},
+			{"id": "ordered", "type": "wait_for_event", "event": "order.placed", "timeout": "30m1s",
+			 "yes": [{"id": "thank", "type": "webhook", "url": "https://crm.example/orders"}],
+			 "no": [{"id": "remind", "type": "emit_event", "name": "order.reminded"}]}
+		]`,
+		behind:      map[string]time.Duration{"ordered": 500 * time.Millisecond},
+		receivedAgo: time.Hour,
+		want:        "completed",
+		outcomes:    []string{"notify_crm done", "pause waiting", "pause done", "ordered waiting", "ordered no", "remind done"},
+	},
+	{
 		name: "failed_webhook",
 		steps: `[
 			{"id": "notify_crm", "type": "webhook", "url": "https://gone.example/hooks"},
@@ -172,8 +207,16 @@ var historyScenarios = []historyScenario{
 }
 
 // enrollmentID is a scenario's enrollment id, the same on every run.
-func (sc historyScenario) enrollmentID() string {
-	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signalbox.example/histories/"+sc.name)).String()
+func (sc historyScenario) enrollmentID() uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signalbox.example/histories/"+sc.name))
+}
+
+// input is the scenario's enrollment input, its trigger received at now
+// less receivedAgo.
+func (sc historyScenario) input(t *testing.T, now time.Time) workflows.EnrollmentInput {
+	in := enrollmentInputFor(t, sc.enrollmentID(), sc.steps)
+	in.Trigger.ReceivedAt = now.Add(-sc.receivedAgo).UTC()
+	return in
 }
 
 // path is where the scenario's history is saved.
@@ -219,7 +262,7 @@ func TestGenerateHistories(t *testing.T) {
 
 	fake := newFakeActivities()
 	for _, sc := range todo {
-		fake.configure(workflows.WorkflowID(sc.enrollmentID()), sc)
+		fake.configure(workflows.WorkflowID(sc.enrollmentID().String()), sc)
 	}
 	w := worker.New(c, workflows.TaskQueue, worker.Options{Identity: historyIdentity})
 	w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
@@ -231,7 +274,7 @@ func TestGenerateHistories(t *testing.T) {
 	for _, sc := range todo {
 		t.Run(sc.name, func(t *testing.T) {
 			events := runScenario(ctx, t, c, sc)
-			require.Equal(t, sc.outcomes, fake.outcomes(workflows.WorkflowID(sc.enrollmentID())))
+			require.Equal(t, sc.outcomes, fake.outcomes(workflows.WorkflowID(sc.enrollmentID().String())))
 			for _, e := range events {
 				if at := e.GetActivityTaskScheduledEventAttributes(); at != nil {
 					require.Contains(t, fakeActivityNames(), at.GetActivityType().GetName())
@@ -249,16 +292,16 @@ func TestGenerateHistories(t *testing.T) {
 // runScenario starts a scenario's enrollment as the dispatcher does, drives
 // it, checks how it ended and returns its history.
 func runScenario(ctx context.Context, t *testing.T, c client.Client, sc historyScenario) []*historypb.HistoryEvent {
-	in := enrollmentInputFor(t, sc.enrollmentID(), sc.steps)
+	in := sc.input(t, time.Now())
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(in.EnrollmentID),
+		ID:                       workflows.WorkflowID(in.EnrollmentID.String()),
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID),
-			workflows.AutomationAttribute.ValueSet(in.AutomationID),
-			workflows.ContactAttribute.ValueSet(in.ContactID),
+			workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID.String()),
+			workflows.AutomationAttribute.ValueSet(in.AutomationID.String()),
+			workflows.ContactAttribute.ValueSet(in.ContactID.String()),
 		),
 	}, workflows.EnrollmentWorkflow, in)
 	require.NoError(t, err)
@@ -310,13 +353,13 @@ func awaitTimers(ctx context.Context, t *testing.T, c client.Client, workflowID 
 // signal delivers an event to a wait_for_event step.
 func signal(ctx context.Context, t *testing.T, c client.Client, workflowID, stepID, eventID string) {
 	require.NoError(t, c.SignalWorkflow(ctx, workflowID, "", workflows.EventSignal, workflows.EventSignalInput{
-		EnrollmentID: strings.TrimPrefix(workflowID, "enrollment-"), StepID: stepID, Event: fakeEvent(eventID, "project.created"),
+		EnrollmentID: uuid.MustParse(strings.TrimPrefix(workflowID, "enrollment-")), StepID: stepID, Event: fakeEvent(eventID, "project.created"),
 	}))
 }
 
-func fakeEvent(id, name string) activities.Event {
-	return activities.Event{
-		ID:         uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://signalbox.example/events/"+id)).String(),
+func fakeEvent(id, name string) event.Event {
+	return event.Event{
+		ID:         evID(id),
 		Name:       name,
 		Properties: json.RawMessage(`{"source":"history"}`),
 		OccurredAt: testStart,
@@ -328,7 +371,9 @@ func fakeEvent(id, name string) activities.Event {
 type fakeActivities struct {
 	// lookback and claimed hold the events RegisterWait and ClearWait
 	// return, by workflow id and step id.
-	lookback, claimed map[string]activities.Event
+	lookback, claimed map[string]event.Event
+	closed            map[string]bool
+	behind            map[string]time.Duration
 
 	mu sync.Mutex
 	// lines is the step log by workflow id.
@@ -336,8 +381,8 @@ type fakeActivities struct {
 }
 
 func newFakeActivities() *fakeActivities {
-	return &fakeActivities{lookback: map[string]activities.Event{}, claimed: map[string]activities.Event{},
-		lines: map[string][]activities.RecordStepInput{}}
+	return &fakeActivities{lookback: map[string]event.Event{}, claimed: map[string]event.Event{},
+		closed: map[string]bool{}, behind: map[string]time.Duration{}, lines: map[string][]activities.RecordStepInput{}}
 }
 
 // outcomes is the step log of a workflow as "step_id outcome" lines, in
@@ -361,6 +406,12 @@ func (f *fakeActivities) configure(workflowID string, sc historyScenario) {
 	}
 	for step, id := range sc.claimed {
 		f.claimed[workflowID+"/"+step] = fakeEvent(id, "order.placed")
+	}
+	for step := range sc.closed {
+		f.closed[workflowID+"/"+step] = true
+	}
+	for step, d := range sc.behind {
+		f.behind[workflowID+"/"+step] = d
 	}
 }
 
@@ -432,15 +483,25 @@ func (f *fakeActivities) EvaluateCondition(_ context.Context, in activities.Cond
 }
 
 func (f *fakeActivities) RegisterWait(_ context.Context, in activities.WaitInput) (activities.WaitResult, error) {
-	if e, ok := f.lookback[in.Scope.WorkflowID+"/"+in.StepID]; ok {
+	key := in.Scope.WorkflowID + "/" + in.StepID
+	if e, ok := f.lookback[key]; ok {
 		return activities.WaitResult{Event: &e}, nil
 	}
-	return activities.WaitResult{}, nil
+	return activities.WaitResult{Closed: f.closed[key]}, nil
 }
 
+// ClearWait hands over a claim, or, once, says the database's clock is
+// behind.
 func (f *fakeActivities) ClearWait(_ context.Context, in activities.WaitInput) (activities.WaitResult, error) {
-	if e, ok := f.claimed[in.Scope.WorkflowID+"/"+in.StepID]; ok {
+	key := in.Scope.WorkflowID + "/" + in.StepID
+	if e, ok := f.claimed[key]; ok {
 		return activities.WaitResult{Event: &e}, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.behind[key]; ok && in.Strict {
+		delete(f.behind, key)
+		return activities.WaitResult{Remaining: d}, nil
 	}
 	return activities.WaitResult{}, nil
 }
@@ -492,10 +553,10 @@ func TestFakeActivitiesMatchRealOnes(t *testing.T) {
 			t.Parallel()
 			var suite testsuite.WorkflowTestSuite
 			env := suite.NewTestWorkflowEnvironment()
-			env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(sc.enrollmentID())})
+			env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(sc.enrollmentID().String())})
 			env.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
 			f := newFakeActivities()
-			f.configure(workflows.WorkflowID(sc.enrollmentID()), sc)
+			f.configure(workflows.WorkflowID(sc.enrollmentID().String()), sc)
 			// Mocking the real method values, not registering the fakes by
 			// name, keeps the SDK's name aliasing out of the way: the names
 			// seen below are the ones the SDK derives from the methods.
@@ -509,7 +570,7 @@ func TestFakeActivitiesMatchRealOnes(t *testing.T) {
 			env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
 				called[info.ActivityType.Name] = true
 			})
-			env.ExecuteWorkflow(workflows.EnrollmentWorkflow, enrollmentInputFor(t, sc.enrollmentID(), sc.steps))
+			env.ExecuteWorkflow(workflows.EnrollmentWorkflow, sc.input(t, env.Now()))
 			if sc.want == "completed" {
 				require.NoError(t, env.GetWorkflowError())
 			} else {
@@ -517,7 +578,7 @@ func TestFakeActivitiesMatchRealOnes(t *testing.T) {
 			}
 			if sc.drive == nil {
 				// Nothing to drive: the scenario ends here as on the server.
-				require.Equal(t, sc.outcomes, f.outcomes(workflows.WorkflowID(sc.enrollmentID())))
+				require.Equal(t, sc.outcomes, f.outcomes(workflows.WorkflowID(sc.enrollmentID().String())))
 			} else {
 				// Undriven, every_step's waits time out, but every activity
 				// runs, under the name its fake is registered with.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/workflows"
 )
 
@@ -130,9 +131,9 @@ func bareShapedFinish(context.Context, string) (activities.FinishResult, error) 
 // bareShapedInput is the input the dispatcher would give an enrollment of
 // the start phase's automation, with fresh ids.
 func bareShapedInput(def *definition.Automation) workflows.EnrollmentInput {
-	return workflows.EnrollmentInput{EnrollmentID: uuid.NewString(), WorkspaceID: uuid.NewString(),
-		AutomationID: uuid.NewString(), Version: 1, ContactID: uuid.NewString(), Definition: *def,
-		Trigger: activities.Event{ID: uuid.NewString(), Name: startEvent, Properties: json.RawMessage(`{}`),
+	return workflows.EnrollmentInput{EnrollmentID: uuid.New(), WorkspaceID: uuid.New(),
+		AutomationID: uuid.New(), Version: 1, ContactID: uuid.New(), Definition: *def,
+		Trigger: event.Event{ID: uuid.New(), Name: startEvent, Properties: json.RawMessage(`{}`),
 			OccurredAt: time.Now().UTC()}}
 }
 

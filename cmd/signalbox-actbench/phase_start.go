@@ -185,7 +185,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 				if _, err := b.s.tc.ExecuteWorkflow(ctx, dispatch.StartOptions(id, bareQueue, in), bareShapedWorkflow, in); err != nil {
 					return err
 				}
-				_, err := b.s.probe.wait(ctx, markDone, in.ContactID, b.o.timeout)
+				_, err := b.s.probe.wait(ctx, markDone, in.ContactID.String(), b.o.timeout)
 				return err
 			},
 			history: func() string { return b.s.probe.anyKey(markFirst, "bare-shaped-") }},

@@ -247,7 +247,7 @@ func (c *probeClient) SignalWithStartWorkflow(ctx context.Context, in *intercept
 func startKey(workflowID string, args []any) string {
 	if len(args) > 0 {
 		if in, ok := args[0].(workflows.EnrollmentInput); ok {
-			return in.ContactID
+			return in.ContactID.String()
 		}
 	}
 	return workflowID
@@ -278,9 +278,9 @@ func activityKey(workflowID string, args []any) string {
 	for _, arg := range args {
 		switch in := arg.(type) {
 		case activities.UpdateContactInput:
-			return in.Scope.ContactID
+			return in.Scope.ContactID.String()
 		case activities.WaitInput:
-			return in.Scope.ContactID
+			return in.Scope.ContactID.String()
 		case activities.RecordStepInput:
 			// An enrollment logs many lines; each is its own mark.
 			return stepKey(workflowID, in.Seq)

@@ -155,7 +155,7 @@ ratio = signalbox / baseline. Baselines, on the same servers in the same run:
            shape/signalbox what Signalbox's plumbing costs beyond it.
   latency  SignalWithStartWorkflow called → its activity runs; Signalbox: the 202 → UpdateContact runs.
   resume   SignalWorkflow called → the bare waiting workflow's next activity runs; Signalbox: the 202 of
-           the resuming event → ClearWait runs (left the wait), and → UpdateContact runs (next step).
+           the resuming event → the "yes" line of its log runs (left the wait), and → UpdateContact runs (next step).
   ingest   the same load without what must not slow it (1 automation; 0 waits); runs in the order
            base, loaded, loaded, base; no Temporal worker runs, the dispatcher delivers throughout.
 `)

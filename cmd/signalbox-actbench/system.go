@@ -113,7 +113,8 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 		return s, err
 	}
 
-	if s.store, err = store.Open(ctx, s.dbURL, store.Config{MaxConns: s.cfg.DBMaxConns, Retention: s.cfg.EventRetention}); err != nil {
+	if s.store, err = store.Open(ctx, s.dbURL, store.Config{MaxConns: s.cfg.DBMaxConns, Retention: s.cfg.EventRetention,
+		StatementTimeout: s.cfg.DBStatementTimeout, LockTimeout: s.cfg.DBLockTimeout}); err != nil {
 		return s, err
 	}
 	s.onClose(s.store.Close)

@@ -82,8 +82,8 @@ type apiProcess struct {
 // DATABASE_URL, HTTP_ADDR and the log settings are the bench's own; OTEL_*
 // stays out so tracing is off, as it is by default.
 var passEnv = []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG",
-	"DB_MAX_CONNS", "INGEST_COMMITTERS", "AUTH_CACHE_TTL", "TRIGGER_CACHE_TTL", "OUTBOX_POLL",
-	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"}
+	"DB_MAX_CONNS", "DB_STATEMENT_TIMEOUT", "DB_LOCK_TIMEOUT", "INGEST_COMMITTERS", "AUTH_CACHE_TTL", "TRIGGER_CACHE_TTL", "OUTBOX_POLL",
+	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "DECISION_RETENTION"}
 
 // startAPI runs `bin api` against databaseURL on a free loopback port.
 func startAPI(bin, databaseURL string, getenv func(string) string, withPprof bool) (*apiProcess, error) {

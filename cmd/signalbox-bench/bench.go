@@ -23,16 +23,21 @@ type bench struct {
 	progress io.Writer
 	getenv   func(string) string
 
-	dbName    string
-	dbURL     string
-	harness   *pgxpool.Pool
-	tmpDir    string
+	dbName  string
+	dbURL   string
+	harness *pgxpool.Pool
+	tmpDir  string
+	// bin is the signalbox binary the APIs run.
+	bin       string
 	api       *apiProcess
 	client    *apiClient
 	w         *workload
 	cpu       *cpuSampler
 	pgVersion string
 	indexes   int
+
+	// neighbours are the other workspaces of the noisy-neighbour phase.
+	neighbours *neighbours
 }
 
 // logf reports progress on stderr, apart from the results.
@@ -52,8 +57,8 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	ws, key, err := st.CreateWorkspace(ctx, "bench", store.PlanEnterprise)
-	st.Close()
 	if err != nil {
 		return fmt.Errorf("create workspace: %w", err)
 	}
@@ -75,11 +80,13 @@ func (b *bench) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	b.bin = bin
 	if b.api, err = startAPI(bin, b.dbURL, b.getenv, b.cfg.pprofDir != ""); err != nil {
 		return err
 	}
-	// The open-loop phase may have up to 4 × clients requests in flight.
-	conns := 4 * b.cfg.clients
+	// The open-loop phase may have up to 4 × clients requests in flight,
+	// the noisy-neighbour phase 2 × its clients.
+	conns := max(4*b.cfg.clients, 2*b.cfg.noisyClients)
 	b.w = newWorkload(b.cfg.contacts, b.cfg.batchSize)
 	b.client = &apiClient{http: newHTTPClient(conns), base: "http://" + b.api.addr, key: key.Secret, w: b.w}
 	if err := b.api.waitReady(ctx, b.client.http, 30*time.Second); err != nil {
@@ -97,7 +104,13 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read contacts: %w", err)
 	}
-	return b.w.resolve(ws.ID, ids)
+	if err := b.w.resolve(ws.ID, ids); err != nil {
+		return err
+	}
+	if b.cfg.phases["noisy"] {
+		return b.setupNoisy(ctx, st)
+	}
+	return nil
 }
 
 // cleanup stops the API and drops the database, also after Ctrl-C.
@@ -199,6 +212,29 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		}
 		rep.addErrors(rep.Latency.Baseline.Errors, rep.Latency.Baseline.first)
 		rep.addErrors(rep.Latency.Signalbox.Errors, rep.Latency.Signalbox.first)
+	}
+
+	if b.cfg.phases["noisy"] {
+		var err error
+		if rep.Noisy, err = b.measureNoisy(ctx); err != nil {
+			return nil, err
+		}
+		for _, r := range rep.Noisy.Runs {
+			for _, t := range []throughput{r.Alone, r.BesideUnder, r.Under, r.BesideOver, r.Over} {
+				rep.addErrors(t.Errors, t.first)
+			}
+		}
+	}
+
+	if b.cfg.phases["decisions"] {
+		var err error
+		if rep.Decisions, err = b.measureDecisions(ctx); err != nil {
+			return nil, err
+		}
+		for _, r := range rep.Decisions.Runs {
+			rep.addErrors(r.Kept.Errors, r.Kept.first)
+			rep.addErrors(r.Skipped.Errors, r.Skipped.first)
+		}
 	}
 
 	hwm, err := b.api.peakRSS()

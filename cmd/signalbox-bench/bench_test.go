@@ -89,3 +89,27 @@ func mustJSON(t *testing.T, v any) string {
 	require.NoError(t, err)
 	return string(data)
 }
+
+func TestNoisySummary(t *testing.T) {
+	t.Parallel()
+	win := func(events int64) throughput { return throughput{Events: events, Elapsed: time.Second} }
+	r := &noisyReport{Runs: []noisyRun{
+		{Alone: win(1000), BesideUnder: win(700), Under: win(600), BesideOver: win(900), Over: win(5000)},
+		{Alone: win(2000), BesideUnder: win(1000), Under: win(900), BesideOver: win(800), Over: win(4000)},
+		{Alone: win(1000), BesideUnder: win(600), Under: win(700), BesideOver: win(950), Over: win(4500)},
+	}}
+	r.summarise()
+	require.Equal(t, 1000.0, r.Alone)
+	require.Equal(t, 700.0, r.BesideUnder)
+	require.Equal(t, 900.0, r.BesideOver)
+	require.Equal(t, []float64{0.7, 0.5, 0.6}, r.UnderRatios)
+	require.Equal(t, []float64{0.9, 0.4, 0.95}, r.OverRatios)
+	require.Equal(t, 0.6, r.UnderRatio)
+	require.Equal(t, 0.9, r.OverRatio)
+	require.Equal(t, 4500.0, r.OverRefused)
+	require.True(t, r.Holds)
+	r.Runs[0].BesideOver = win(100)
+	r.Runs[2].BesideOver = win(100)
+	r.summarise()
+	require.False(t, r.Holds, "A beside B slower than beside C")
+}

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/signalbox/signalbox/store"
 )
 
 // The harness's own SQL lives here: the throwaway database, the baseline
@@ -73,4 +76,21 @@ func serverVersion(ctx context.Context, pool *pgxpool.Pool) string {
 		return "unknown"
 	}
 	return v
+}
+
+// setTracked sets a workspace's count of tracked events for the month of at
+// to total, on one shard: how the noisy-neighbour phase puts a workspace
+// past its hard cap without sending that many events, and keeps another far
+// below its own.
+func setTracked(ctx context.Context, pool *pgxpool.Pool, workspaceID uuid.UUID, at time.Time, total int64) error {
+	period := store.Period(at)
+	_, err := pool.Exec(ctx, `WITH cleared AS (
+			DELETE FROM usage_counters WHERE workspace_id = $1 AND period = $2 AND shard <> 0)
+		INSERT INTO usage_counters (workspace_id, period, shard, tracked) VALUES ($1, $2, 0, $3)
+		ON CONFLICT (workspace_id, period, shard) DO UPDATE SET tracked = excluded.tracked`,
+		workspaceID, period, total)
+	if err != nil {
+		return fmt.Errorf("set tracked events: %w", err)
+	}
+	return nil
 }

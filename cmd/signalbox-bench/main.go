@@ -11,6 +11,14 @@
 //     from one client and from -batch-clients clients;
 //   - open-loop latency of single events at half the measured maximum rate,
 //     taken from each request's scheduled send time;
+//   - noisy neighbours: one workspace's single events from -noisy-clients
+//     clients alone, beside a workspace sending the same load under its cap,
+//     and beside one sending it past its hard cap (every request refused),
+//     as ratios to the first; a refusal must cost the neighbour less than an
+//     acceptance;
+//   - what keeping decisions costs: single events that each write one
+//     decision, against a second API on the same database with
+//     DECISION_RETENTION=0 (see decisions.go);
 //   - the API process's peak RSS.
 //
 // The baseline writes into bench_events, made with CREATE TABLE ... (LIKE
@@ -67,6 +75,7 @@ type config struct {
 	warmup       time.Duration
 	clients      int
 	batchClients int
+	noisyClients int
 	batchSize    int
 	contacts     int
 	rounds       int
@@ -77,7 +86,7 @@ type config struct {
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
-var phaseNames = []string{"single", "batch1", "batchN", "latency"}
+var phaseNames = []string{"single", "batch1", "batchN", "latency", "noisy", "decisions"}
 
 // parseFlags reads the command line; DATABASE_URL is the default database.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -90,6 +99,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each phase")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients for single events (and the baseline)")
 	fs.IntVar(&c.batchClients, "batch-clients", 4, "concurrent clients for the second batch phase (0 skips it)")
+	fs.IntVar(&c.noisyClients, "noisy-clients", 32, "concurrent clients per workspace in the noisy-neighbour phase")
 	fs.IntVar(&c.batchSize, "batch-size", 1000, "events per batch (1 to 1000)")
 	fs.IntVar(&c.contacts, "contacts", 10000, "contacts created beforehand; events are spread over them")
 	fs.IntVar(&c.rounds, "rounds", 1, "repeat every baseline/signalbox pair this many times and report the median ratio")
@@ -97,7 +107,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.signalbox, "signalbox", "", "signalbox binary to run (default: go build ./cmd/signalbox into a temp dir)")
 	fs.StringVar(&c.pprofDir, "pprof", "", "build the API with net/http/pprof and save CPU profiles of the signalbox phases to this directory")
 	phases := fs.String("phases", strings.Join(phaseNames, ","),
-		"comma-separated phases to run: single, batch1, batchN (-batch-clients clients), latency (needs single)")
+		"comma-separated phases to run: single, batch1, batchN (-batch-clients clients), latency (needs single), noisy, decisions")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -123,6 +133,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.clients < 1 {
 		errs = append(errs, errors.New("-clients must be at least 1"))
+	}
+	if c.noisyClients < 1 {
+		errs = append(errs, errors.New("-noisy-clients must be at least 1"))
 	}
 	if c.batchClients < 0 {
 		errs = append(errs, errors.New("-batch-clients must not be negative"))

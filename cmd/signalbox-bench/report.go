@@ -13,21 +13,23 @@ import (
 
 // report is everything one run measured.
 type report struct {
-	CPUs          int            `json:"cpus"`
-	GOMAXPROCS    int            `json:"gomaxprocs"`
-	Postgres      string         `json:"postgres"`
-	Duration      string         `json:"duration"`
-	Warmup        string         `json:"warmup"`
-	Clients       int            `json:"clients"`
-	BatchSize     int            `json:"batch_size"`
-	Contacts      int            `json:"contacts"`
-	Rounds        int            `json:"rounds"`
-	Indexes       int            `json:"events_indexes"`
-	Phases        []phaseReport  `json:"phases"`
-	Latency       *latencyReport `json:"latency,omitempty"`
-	APIPeakRSSMiB float64        `json:"api_peak_rss_mib"`
-	Errors        int64          `json:"errors"`
-	FirstError    string         `json:"first_error,omitempty"`
+	CPUs          int              `json:"cpus"`
+	GOMAXPROCS    int              `json:"gomaxprocs"`
+	Postgres      string           `json:"postgres"`
+	Duration      string           `json:"duration"`
+	Warmup        string           `json:"warmup"`
+	Clients       int              `json:"clients"`
+	BatchSize     int              `json:"batch_size"`
+	Contacts      int              `json:"contacts"`
+	Rounds        int              `json:"rounds"`
+	Indexes       int              `json:"events_indexes"`
+	Phases        []phaseReport    `json:"phases"`
+	Latency       *latencyReport   `json:"latency,omitempty"`
+	Noisy         *noisyReport     `json:"noisy,omitempty"`
+	Decisions     *decisionsReport `json:"decisions,omitempty"`
+	APIPeakRSSMiB float64          `json:"api_peak_rss_mib"`
+	Errors        int64            `json:"errors"`
+	FirstError    string           `json:"first_error,omitempty"`
 }
 
 // addErrors counts failed requests, keeping the first message.
@@ -107,7 +109,9 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "          events and bench_events are truncated before every phase, so each starts empty\n\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tbaseline ev/s\tsignalbox ev/s\tratio\ttarget\tresult\t")
+	if len(r.Phases) > 0 {
+		fmt.Fprintln(tw, "phase\tbaseline ev/s\tsignalbox ev/s\tratio\ttarget\tresult\t")
+	}
 	for _, p := range r.Phases {
 		result := "PASS"
 		if !p.Pass {
@@ -140,6 +144,13 @@ func printReport(w io.Writer, r *report) {
 		tw.Flush()
 	}
 
+	if n := r.Noisy; n != nil {
+		printNoisy(w, n)
+	}
+	if d := r.Decisions; d != nil {
+		printDecisions(w, d)
+	}
+
 	fmt.Fprintf(w, "\nAPI peak RSS (VmHWM at the end): %.1f MiB\n", r.APIPeakRSSMiB)
 
 	fmt.Fprintf(w, "\nCPU in the measured windows, in cores busy of %d (bench = this process: load generator and pgx client)\n", r.CPUs)
@@ -159,7 +170,7 @@ func printReport(w io.Writer, r *report) {
 		// On baseline rows the API only idles; its few ticks are not a cost
 		// of those events.
 		api := "-"
-		if side == "signalbox" {
+		if side != "baseline" {
 			api = perEvent(c.API)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t\n", phase, side, c.API, c.Bench, c.Postgres, c.Other, c.Idle,
@@ -179,7 +190,50 @@ func printReport(w io.Writer, r *report) {
 		row("latency (open loop)", "baseline", l.Baseline.CPU, l.Baseline.Achieved, l.Baseline.PerCommit)
 		row("", "signalbox", l.Signalbox.CPU, l.Signalbox.Achieved, l.Signalbox.PerCommit)
 	}
+	if n := r.Noisy; n != nil {
+		// The µs/event columns divide by A's events alone; beside C the
+		// machine also served C's.
+		for i, run := range n.Runs {
+			name := "noisy neighbours"
+			if len(n.Runs) > 1 {
+				name += fmt.Sprintf(" #%d", i+1)
+			}
+			row(name, "A alone", run.Alone.CPU, run.Alone.rate(), run.Alone.PerCommit)
+			row("", "A+C", run.BesideUnder.CPU, run.BesideUnder.rate(), run.BesideUnder.PerCommit)
+			row("", "A+B", run.BesideOver.CPU, run.BesideOver.rate(), run.BesideOver.PerCommit)
+		}
+	}
 	tw.Flush()
+}
+
+// printNoisy writes the noisy-neighbour table and its verdict.
+func printNoisy(w io.Writer, n *noisyReport) {
+	fmt.Fprintf(w, "\nnoisy neighbours: workspace A's single events, %d clients per workspace, A alone vs beside a workspace\n", n.Clients)
+	fmt.Fprintf(w, "sending the same load under its cap (C) or past its hard cap (B, every request refused with 429)\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "round\tA alone ev/s\tA beside C ev/s\tratio\tA beside B ev/s\tratio\tC accepted ev/s\tB refused req/s\t")
+	for i, run := range n.Runs {
+		ratio := func(t throughput) string {
+			if run.Alone.rate() <= 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.3f", t.rate()/run.Alone.rate())
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", i+1, thousands(run.Alone.rate()),
+			thousands(run.BesideUnder.rate()), ratio(run.BesideUnder), thousands(run.BesideOver.rate()), ratio(run.BesideOver),
+			thousands(run.Under.rate()), thousands(run.Over.rate()))
+	}
+	if len(n.Runs) > 1 {
+		fmt.Fprintf(tw, "median\t%s\t%s\t%.3f\t%s\t%.3f\t%s\t%s\t\n", thousands(n.Alone), thousands(n.BesideUnder), n.UnderRatio,
+			thousands(n.BesideOver), n.OverRatio, thousands(n.UnderRate), thousands(n.OverRefused))
+	}
+	tw.Flush()
+	verdict := "HOLDS"
+	if !n.Holds {
+		verdict = "MISSED"
+	}
+	fmt.Fprintf(w, "A beside over-cap B ≥ A beside under-cap C: %s (%s vs %s ev/s)\n", verdict,
+		thousands(n.BesideOver), thousands(n.BesideUnder))
 }
 
 // printJSON writes the report as one JSON document on the last line.

@@ -65,6 +65,9 @@ func newWorkload(contacts, batchSize int) *workload {
 	return w
 }
 
+// workloadNames are the event names randomEvent sends.
+var workloadNames = []string{"purchase.completed", "page.viewed", "cart.updated", "signup.completed"}
+
 // randomEvent returns one of a few event shapes with varying values.
 func randomEvent(r *rand.Rand) (string, json.RawMessage) {
 	var name, props string

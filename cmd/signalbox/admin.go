@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -79,7 +81,7 @@ func runWorkspace(ctx context.Context, args []string, getenv func(string) string
 }
 
 func runAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const help = "usage: signalbox apikey create --workspace ID | signalbox apikey revoke PREFIX"
+	const help = "usage: signalbox apikey create --workspace ID | signalbox apikey list --workspace ID | signalbox apikey revoke PREFIX"
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, help)
 		return errUsage
@@ -110,6 +112,41 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		fmt.Fprintf(stdout, "api key %s\nprefix %s\n(the key is shown only once)\n", key.Secret, key.Prefix)
 		return nil
+	case "list":
+		fs := flag.NewFlagSet("apikey list", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		wsFlag := fs.String("workspace", "", "workspace id (required)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return errUsage
+		}
+		wsID, err := uuid.Parse(*wsFlag)
+		if err != nil {
+			return fmt.Errorf("--workspace must be a workspace id, got %q", *wsFlag)
+		}
+		st, err := openStore(ctx, getenv)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		keys, err := st.ListAPIKeys(ctx, wsID)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no workspace %s", wsID)
+		}
+		if err != nil {
+			return err
+		}
+		when := func(t *time.Time) string {
+			if t == nil {
+				return "-"
+			}
+			return t.UTC().Format("2006-01-02T15:04:05Z")
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PREFIX\tCREATED\tLAST USED\tREVOKED")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Prefix, when(&k.CreatedAt), when(k.LastUsedAt), when(k.RevokedAt))
+		}
+		return tw.Flush()
 	case "revoke":
 		if len(args) != 2 {
 			fmt.Fprintln(stderr, help)

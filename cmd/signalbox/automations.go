@@ -19,7 +19,11 @@ import (
 // automation the file names, or saves the file as a new version of the one
 // with that name, through the HTTP API like any client.
 func runAutomations(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const help = "usage: signalbox automations apply -f FILE [--enable] [--url URL] [--key KEY]"
+	const help = "usage: signalbox automations apply -f FILE [--enable] [--url URL] [--key KEY]\n" +
+		"       signalbox automations backfill ID --since TIME [--until TIME] [--rate N] [--url URL] [--key KEY]"
+	if len(args) > 0 && args[0] == "backfill" {
+		return runBackfill(ctx, args[1:], getenv, stdout, stderr, help)
+	}
 	if len(args) == 0 || args[0] != "apply" {
 		fmt.Fprintln(stderr, help)
 		return errUsage

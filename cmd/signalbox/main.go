@@ -25,6 +25,9 @@ Commands:
   apikey revoke PREFIX     revoke an API key
   automations apply -f F   create or version an automation by name (via the API;
                            SIGNALBOX_API_URL, SIGNALBOX_API_KEY)
+  automations backfill ID --since T [--until T] [--rate N]
+                           run an automation's trigger over recorded events and
+                           follow its progress (via the API)
 
 Configuration comes from the environment; see the README.
 `

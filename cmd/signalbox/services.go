@@ -24,7 +24,9 @@ import (
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/config"
 	"github.com/signalbox/signalbox/dispatch"
+	"github.com/signalbox/signalbox/flowcontrol"
 	"github.com/signalbox/signalbox/ingest"
+	"github.com/signalbox/signalbox/reconcile"
 	"github.com/signalbox/signalbox/retention"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/telemetry"
@@ -60,7 +62,9 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 	}()
 
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{
-		MaxConns: cfg.DBMaxConns, Tracing: cfg.Tracing, Retention: cfg.EventRetention,
+		SkipDecisions: cfg.DecisionRetention == 0,
+		MaxConns:      cfg.DBMaxConns, Tracing: cfg.Tracing, Retention: cfg.EventRetention,
+		StatementTimeout: cfg.DBStatementTimeout, LockTimeout: cfg.DBLockTimeout,
 	})
 	if err != nil {
 		return err
@@ -129,7 +133,33 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		goRun(func() { runWorker(ctx, tc, st, rec, env, cfg, log) })
 		sweeper := &retention.Sweeper{Store: st, Interval: cfg.RetentionInterval, Log: log}
 		goRun(func() { sweeper.Run(ctx) })
-		goRun(func() { purgeOutbox(ctx, st, cfg.RetentionInterval, log) })
+		// Delivered intents are kept a day, Idempotency-Key answers their TTL.
+		goRun(func() {
+			purge(ctx, cfg.RetentionInterval, "outbox", log, func(ctx context.Context, limit int) (int64, error) {
+				return st.PurgeDelivered(ctx, 24*time.Hour, limit)
+			})
+		})
+		goRun(func() {
+			purge(ctx, cfg.RetentionInterval, "idempotency key", log, func(ctx context.Context, limit int) (int64, error) {
+				return st.PurgeIdempotencyKeys(ctx, cfg.IdempotencyKeyTTL, limit)
+			})
+		})
+		goRun(func() {
+			purge(ctx, cfg.RetentionInterval, "ended enrollment", log, func(ctx context.Context, limit int) (int64, error) {
+				return st.PurgeEnded(ctx, cfg.EnrollmentRetention, limit)
+			})
+		})
+		if cfg.DecisionRetention > 0 {
+			goRun(func() {
+				purge(ctx, cfg.RetentionInterval, "decision", log, func(ctx context.Context, limit int) (int64, error) {
+					return st.PurgeDecisions(ctx, cfg.DecisionRetention, limit)
+				})
+			})
+		}
+		recon := reconcile.New(st, tc, reconcile.Config{Every: cfg.ReconcileEvery}, log)
+		goRun(func() { recon.Run(ctx) })
+		releaser := &flowcontrol.Releaser{Store: st, Every: cfg.QueueReleaseEvery, Wake: disp.Wake, Log: log}
+		goRun(func() { releaser.Run(ctx) })
 		log.InfoContext(ctx, "worker started", "task_queue", workflows.TaskQueue, "retention", cfg.EventRetention.String())
 	}
 
@@ -137,7 +167,7 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		srv := api.New(api.Config{
 			Store: st, Recorder: rec, Logger: log, AuthCacheTTL: cfg.AuthCacheTTL,
 			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter, Conditions: env, Triggers: matcher,
-			OnIntents: disp.Wake,
+			OnIntents: disp.Wake, Temporal: tc,
 		})
 		httpSrv := api.NewHTTPServer(cfg.HTTPAddr, srv.Handler())
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -203,7 +233,9 @@ func newWorker(tc client.Client, st *store.Store, rec *ingest.Recorder, env *con
 		// on a busy dev server.
 		StickyScheduleToStartTimeout: time.Minute,
 	})
-	w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	wf := workflows.Config{BookkeepingLimit: cfg.BookkeepingRetryLimit}
+	w.RegisterWorkflowWithOptions(wf.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	w.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	w.RegisterActivity(acts)
 	return w, nil
 }
@@ -241,15 +273,17 @@ func tracingInterceptor(tel *telemetry.Telemetry) interceptor.ClientInterceptor 
 	return ti
 }
 
-// purgeOutbox deletes delivered intents after a day, in bounded batches.
-func purgeOutbox(ctx context.Context, st *store.Store, every time.Duration, log *slog.Logger) {
+// purge runs a bounded delete (of at most 1000 rows) every interval, and
+// again at once while it finds full batches, until ctx ends.
+func purge(ctx context.Context, every time.Duration, what string, log *slog.Logger,
+	batch func(ctx context.Context, limit int) (int64, error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		for ctx.Err() == nil {
-			n, err := st.PurgeDelivered(ctx, 24*time.Hour, 1000)
+			n, err := batch(ctx, 1000)
 			if err != nil && ctx.Err() == nil {
-				log.WarnContext(ctx, "outbox purge failed", "error", err.Error())
+				log.WarnContext(ctx, what+" purge failed", "error", err.Error())
 			}
 			if err != nil || n < 1000 {
 				break

@@ -1,0 +1,9 @@
+package store
+
+// Internals the tests of package store_test look at.
+
+// WaitLockStripes is waitLockStripes.
+const WaitLockStripes = waitLockStripes
+
+// WaitLockKey is the two-key advisory lock of a contact's wait stripe.
+func WaitLockKey(contact [16]byte) (int32, int32) { return waitLockClass, waitStripe(contact) }
