@@ -114,6 +114,10 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	for _, r := range engine.Routes() {
 		routes[r.Method+" "+oaGinParam.ReplaceAllString(r.Path, "{$1}")] = true
 	}
+	// Sub-resources of an event type are served by the GET catch-all.
+	for suffix := range srv.eventTypeSubroutes {
+		routes["GET /v1/event-types/{name}/"+suffix] = true
+	}
 	require.NotEmpty(t, routes)
 	ops := oaOperations(t, oaDoc(t))
 	var undocumented, unrouted []string
@@ -372,6 +376,9 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 		"upsertContact": maxContactBody, "patchContact": maxContactBody, "createAutomation": maxAutomationBody,
 		"validateAutomation": maxAutomationBody, "updateAutomation": maxAutomationBody,
 		"exitEnrollment": maxControlBody, "disableAutomation": maxControlBody, "startBackfill": maxControlBody}
+	// The event catalog's bodies.
+	caps["createEventType"], caps["patchEventType"] = maxEventTypeBody, maxEventTypeBody
+	caps["declareEventTypes"], caps["patchWorkspace"] = maxDeclareBody, maxContactBody
 	for key, op := range ops {
 		rb, ok := op["requestBody"]
 		if !ok {

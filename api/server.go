@@ -59,6 +59,9 @@ type Config struct {
 	// Temporal, when set, is asked for a running enrollment's live step
 	// and retries (GET /v1/enrollments/{id}).
 	Temporal client.Client
+	// Catalog is told when a workspace's event catalog changes (the
+	// recorder's catalog.Catalog).
+	Catalog interface{ Invalidate(workspaceID uuid.UUID) }
 }
 
 // DefaultQuotaPause holds back each 429 quota_exceeded answer. A refusal
@@ -79,6 +82,9 @@ type Server struct {
 	now      func() time.Time
 	cfg      Config
 	metrics  serverMetrics
+	// eventTypeSubroutes serves GET /v1/event-types/{name}/{suffix} by
+	// suffix ("stats", "feed", ...); see registerEventTypes.
+	eventTypeSubroutes map[string]eventTypeSubroute
 }
 
 // New makes a Server.
@@ -110,6 +116,8 @@ func New(cfg Config) *Server {
 		now:      cfg.Now,
 		cfg:      cfg,
 		metrics:  newServerMetrics(cfg.Meter),
+
+		eventTypeSubroutes: map[string]eventTypeSubroute{},
 	}
 }
 
@@ -156,6 +164,8 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/usage", s.usage)
 	v1.GET("/workspace", s.getWorkspace)
 	v1.POST("/workspace/webhook-secret/rotate", s.rotateWebhookSecret)
+	v1.PATCH("/workspace", s.patchWorkspace)
+	s.registerEventTypes(v1)
 
 	v1.POST("/automations", s.createAutomation)
 	v1.POST("/automations/validate", s.validateAutomation)

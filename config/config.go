@@ -64,6 +64,10 @@ type Config struct {
 	// TriggerCacheTTL bounds how long another replica's change to an
 	// automation takes to reach this one (TRIGGER_CACHE_TTL, default 5s).
 	TriggerCacheTTL time.Duration
+	// CatalogCacheTTL bounds how long another replica's change to the
+	// event catalog (declarations, schemas, the undeclared-event setting)
+	// takes to reach this one (CATALOG_CACHE_TTL, default 5s).
+	CatalogCacheTTL time.Duration
 	// OutboxPoll is how often the outbox is swept for intents not yet
 	// delivered (OUTBOX_POLL, default 1s).
 	OutboxPoll time.Duration
@@ -135,6 +139,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	if c.TriggerCacheTTL, err = duration(getenv, "TRIGGER_CACHE_TTL", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CatalogCacheTTL, err = duration(getenv, "CATALOG_CACHE_TTL", 5*time.Second); err != nil {
 		errs = append(errs, err)
 	}
 	if c.OutboxPoll, err = duration(getenv, "OUTBOX_POLL", time.Second); err != nil {
