@@ -68,6 +68,11 @@ type Config struct {
 	// event catalog (declarations, schemas, the undeclared-event setting)
 	// takes to reach this one (CATALOG_CACHE_TTL, default 5s).
 	CatalogCacheTTL time.Duration
+	// BenchSkipNameCounts leaves the event catalog's per-name counters
+	// uncounted (BENCH_SKIP_NAME_COUNTS): only signalbox-bench sets it, on
+	// a second API, as the baseline of what the counters cost. The
+	// catalog's counts are wrong under it.
+	BenchSkipNameCounts bool
 	// OutboxPoll is how often the outbox is swept for intents not yet
 	// delivered (OUTBOX_POLL, default 1s).
 	OutboxPoll time.Duration
@@ -143,6 +148,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.CatalogCacheTTL, err = duration(getenv, "CATALOG_CACHE_TTL", 5*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if v := getenv("BENCH_SKIP_NAME_COUNTS"); v != "" {
+		if c.BenchSkipNameCounts, err = strconv.ParseBool(v); err != nil {
+			errs = append(errs, fmt.Errorf("BENCH_SKIP_NAME_COUNTS: %q is not true or false", v))
+		}
 	}
 	if c.OutboxPoll, err = duration(getenv, "OUTBOX_POLL", time.Second); err != nil {
 		errs = append(errs, err)

@@ -27,6 +27,7 @@ type report struct {
 	Latency       *latencyReport   `json:"latency,omitempty"`
 	Noisy         *noisyReport     `json:"noisy,omitempty"`
 	Decisions     *decisionsReport `json:"decisions,omitempty"`
+	Catalog       *catalogReport   `json:"catalog,omitempty"`
 	APIPeakRSSMiB float64          `json:"api_peak_rss_mib"`
 	Errors        int64            `json:"errors"`
 	FirstError    string           `json:"first_error,omitempty"`
@@ -146,6 +147,9 @@ func printReport(w io.Writer, r *report) {
 
 	if n := r.Noisy; n != nil {
 		printNoisy(w, n)
+	}
+	if c := r.Catalog; c != nil {
+		printCatalog(w, c)
 	}
 	if d := r.Decisions; d != nil {
 		printDecisions(w, d)

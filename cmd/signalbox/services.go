@@ -63,8 +63,9 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 	}()
 
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{
-		SkipDecisions: cfg.DecisionRetention == 0,
-		MaxConns:      cfg.DBMaxConns, Tracing: cfg.Tracing, Retention: cfg.EventRetention,
+		SkipDecisions:  cfg.DecisionRetention == 0,
+		SkipNameCounts: cfg.BenchSkipNameCounts,
+		MaxConns:       cfg.DBMaxConns, Tracing: cfg.Tracing, Retention: cfg.EventRetention,
 		StatementTimeout: cfg.DBStatementTimeout, LockTimeout: cfg.DBLockTimeout,
 	})
 	if err != nil {
