@@ -40,19 +40,19 @@ type catalogRun struct {
 
 // catalogPair is one of the phase's two comparisons over every round.
 type catalogPair struct {
-	Name    string       `json:"name"`
-	Runs    []catalogRun `json:"runs"`
-	Ratios  []float64    `json:"ratios"`
-	Ratio   float64      `json:"ratio"`
+	Name   string       `json:"name"`
+	Runs   []catalogRun `json:"runs"`
+	Ratios []float64    `json:"ratios"`
+	Ratio  float64      `json:"ratio"`
 	// CPURatios compare the CPU (API and PostgreSQL) each event took, the
 	// side without over the side with: on a machine shared with other
 	// work, a steadier estimate of the throughput ratio of a CPU-bound
 	// record path than the throughputs themselves.
 	CPURatios []float64 `json:"cpu_ratios"`
 	CPURatio  float64   `json:"cpu_ratio"`
-	Target  float64      `json:"target"`
-	With    float64      `json:"with_events_per_s"`
-	Without float64      `json:"without_events_per_s"`
+	Target    float64   `json:"target"`
+	With      float64   `json:"with_events_per_s"`
+	Without   float64   `json:"without_events_per_s"`
 }
 
 type catalogReport struct {
