@@ -49,8 +49,8 @@ func TestMatchedEventsNamesTheReads(t *testing.T) {
 	env := newTestEnv(t)
 	for expr, want := range map[string][]string{
 		`events["order.paid"].properties.amount + events.signup.properties.n`: {"order.paid", "signup"},
-		`"order.paid" in events`:                                            {},
-		`events[contact.properties.which].name`:                              {},
+		`"order.paid" in events`:                {},
+		`events[contact.properties.which].name`: {},
 	} {
 		reads, names := env.MatchedEvents(expr)
 		require.True(t, reads, expr)

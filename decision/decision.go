@@ -201,7 +201,7 @@ type Wait struct {
 	// "all") for a wait on several.
 	Mode      string
 	Condition string
-	Trigger      json.RawMessage
+	Trigger   json.RawMessage
 	// BeganAt and AfterEventID are where the window opens: events recorded
 	// after BeganAt, or at BeganAt with an id above AfterEventID (when
 	// set), count. ExpiresAt is where it closes (excluded).

@@ -71,10 +71,10 @@ func queueMultiClaims(b *pgx.Batch, claims map[decision.WaitKey]uuid.UUID, won d
 		ORDER BY w.enrollment_id, w.step_id, w.event_name`, ids, steps).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
-				k     decision.WaitKey
-				mode  string
-				id    *uuid.UUID
-				name  *string
+				k        decision.WaitKey
+				mode     string
+				id       *uuid.UUID
+				name     *string
 				props    []byte
 				occurred *time.Time
 				received *time.Time
