@@ -155,10 +155,25 @@ func (p *Plan) Settle(w Won) {
 	// The group's last won claim on a wait on several events is the one
 	// that resumes it, if the wait is complete.
 	last := map[WaitKey]*Decision{}
+	// progress is what such a wait had matched as of each decision: the
+	// claims before the group's, then the group's won claims in order.
+	progress := map[WaitKey]map[string]event.Event{}
 	for _, d := range p.decisions {
 		if !d.won && d.Kind == KindWait && d.wait.Mode != "" && w.Waits[d.wait.claimKey()] {
 			last[d.wait.Key()] = d
 		}
+	}
+	for k := range last {
+		prior := map[string]event.Event{}
+		for name, e := range w.Multi[k].Matched {
+			prior[name] = e
+		}
+		for _, o := range p.decisions {
+			if !o.won && o.Kind == KindWait && o.wait.Key() == k && w.Waits[o.wait.claimKey()] {
+				delete(prior, o.wait.EventName)
+			}
+		}
+		progress[k] = prior
 	}
 	for _, d := range p.decisions {
 		if d.won {
@@ -200,7 +215,11 @@ func (p *Plan) Settle(w Won) {
 				continue
 			}
 			state := w.Multi[d.wait.Key()]
-			state.detail(d.Detail)
+			sofar := progress[d.wait.Key()]
+			if e, ok := state.Matched[d.wait.EventName]; ok {
+				sofar[d.wait.EventName] = e
+			}
+			MultiState{Mode: state.Mode, Names: state.Names, Matched: sofar}.detail(d.Detail)
 			if last[d.wait.Key()] == d && state.Complete() {
 				d.events = state.Events()
 				continue
