@@ -59,6 +59,9 @@ type Scope struct {
 	ContactID    uuid.UUID   `json:"contact_id"`
 	WorkflowID   string      `json:"workflow_id"`
 	Trigger      event.Event `json:"trigger"`
+	// Events are, in the yes steps of a wait on several events, the events
+	// it matched by name (CEL's events); nil elsewhere.
+	Events map[string]event.Event `json:"events,omitempty"`
 }
 
 // vars loads the contact fresh and binds the CEL variables of a step.
@@ -77,7 +80,14 @@ func (a *Activities) vars(ctx context.Context, s Scope) (conditions.Vars, error)
 // stepVars binds the CEL variables of a step to a contact already loaded.
 func (a *Activities) stepVars(s Scope, c store.Contact) conditions.Vars {
 	trigger := conditions.EventMap(s.Trigger)
-	return conditions.Vars{Event: trigger, Trigger: trigger, Contact: contactMap(c), Now: time.Now().UTC()}
+	vars := conditions.Vars{Event: trigger, Trigger: trigger, Contact: contactMap(c), Now: time.Now().UTC()}
+	if len(s.Events) > 0 {
+		vars.Events = make(map[string]map[string]any, len(s.Events))
+		for name, e := range s.Events {
+			vars.Events[name] = conditions.EventMap(e)
+		}
+	}
+	return vars
 }
 
 // contactMap is the CEL view of a stored contact.
@@ -164,10 +174,14 @@ func (a *Activities) EvaluateCondition(ctx context.Context, in ConditionInput) (
 
 // WaitInput registers or clears a wait_for_event step.
 type WaitInput struct {
-	Scope     Scope  `json:"scope"`
-	StepID    string `json:"step_id"`
-	Event     string `json:"event"`
-	Condition string `json:"condition,omitempty"`
+	Scope  Scope  `json:"scope"`
+	StepID string `json:"step_id"`
+	Event  string `json:"event"`
+	// Events and Mode are set instead of Event for a wait on several
+	// events.
+	Events    []string `json:"events,omitempty"`
+	Mode      string   `json:"mode,omitempty"`
+	Condition string   `json:"condition,omitempty"`
 	// BeganAt and After are where the wait's window opens: events recorded
 	// after BeganAt, or at BeganAt with an id above After (when set),
 	// count. ExpiresAt is where it closes.
@@ -183,6 +197,9 @@ type WaitInput struct {
 // WaitResult carries the event that resumed the wait, if one did.
 type WaitResult struct {
 	Event *event.Event `json:"event,omitempty"`
+	// Events are, for a wait on several events, the events it matched (all
+	// of them once Event is set, those so far otherwise).
+	Events []event.Event `json:"events,omitempty"`
 	// Closed says the window closed with no event inside it.
 	Closed bool `json:"closed,omitempty"`
 	// Remaining is how long the window stays open by PostgreSQL's clock
@@ -191,7 +208,7 @@ type WaitResult struct {
 }
 
 func waitResult(o store.WaitOutcome) WaitResult {
-	return WaitResult{Event: o.Event, Closed: o.Closed, Remaining: o.Remaining}
+	return WaitResult{Event: o.Event, Events: o.Events, Closed: o.Closed, Remaining: o.Remaining}
 }
 
 // RegisterWait writes the wait to the index the record path reads, and
@@ -205,7 +222,7 @@ func (a *Activities) RegisterWait(ctx context.Context, in WaitInput) (WaitResult
 		return WaitResult{}, permanent(ErrTypeInvalid, err)
 	}
 	w := store.Wait{EnrollmentID: enrollment, StepID: in.StepID, WorkflowID: in.Scope.WorkflowID, WorkspaceID: ws,
-		ContactID: contactID, EventName: in.Event, Condition: in.Condition, Trigger: trigger,
+		ContactID: contactID, EventName: in.Event, Mode: in.Mode, Condition: in.Condition, Trigger: trigger,
 		BeganAt: in.BeganAt, AfterEventID: in.After, ExpiresAt: in.ExpiresAt}
 	var contact *store.Contact
 	if in.Condition != "" {
@@ -215,9 +232,16 @@ func (a *Activities) RegisterWait(ctx context.Context, in WaitInput) (WaitResult
 		}
 		contact = &c
 	}
-	out, err := a.Store.RegisterWait(ctx, w, func(ev event.Event) bool {
-		return a.waitMatches(ctx, &w, &ev, contact)
-	})
+	match := func(ev event.Event) bool { return a.waitMatches(ctx, &w, &ev, contact) }
+	var out store.WaitOutcome
+	if len(in.Events) > 0 {
+		if w.Mode == "" {
+			w.Mode = "any" // definition.ModeAny, the default
+		}
+		out, err = a.Store.RegisterMultiWait(ctx, w, in.Events, match)
+	} else {
+		out, err = a.Store.RegisterWait(ctx, w, match)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return WaitResult{}, permanent(ErrTypeNotFound, fmt.Errorf("enrollment %s no longer exists", enrollment))
 	}
@@ -232,7 +256,11 @@ func (a *Activities) RegisterWait(ctx context.Context, in WaitInput) (WaitResult
 // PostgreSQL's clock says the window is still open, in which case Remaining
 // says for how long.
 func (a *Activities) ClearWait(ctx context.Context, in WaitInput) (WaitResult, error) {
-	out, err := a.Store.ClearWait(ctx, in.Scope.ContactID, in.Scope.EnrollmentID, in.StepID, in.Strict)
+	clear := a.Store.ClearWait
+	if len(in.Events) > 0 {
+		clear = a.Store.ClearMultiWait
+	}
+	out, err := clear(ctx, in.Scope.ContactID, in.Scope.EnrollmentID, in.StepID, in.Strict)
 	if err != nil {
 		return WaitResult{}, err
 	}

@@ -12,7 +12,7 @@ import (
 
 // outcomes are the decision outcomes a listing may filter by.
 var outcomes = []string{decision.Enrolled, decision.ConditionFalse, decision.ConditionError, decision.OnceAlready,
-	decision.AutomationDisabled, decision.DepthLimit, decision.RateLimited, decision.Resumed, decision.WaitConditionFalse,
+	decision.AutomationDisabled, decision.DepthLimit, decision.RateLimited, decision.Resumed, decision.WaitMatched, decision.WaitConditionFalse,
 	decision.TakenByOtherEvent, decision.Exited}
 
 // eventDecisions answers GET /v1/events/{id}/decisions: what the event did,

@@ -1,8 +1,9 @@
 // Package conditions compiles and evaluates the CEL expressions of automation definitions:
 // trigger and wait conditions, branch conditions, and the values steps compute.
 //
-// Every expression sees four variables: event, trigger and contact (JSON-like maps) and now (a
-// timestamp); see Vars for their shape and definition.Scope for what each is bound to where.
+// Every expression sees five variables: event, trigger and contact (JSON-like maps), now (a
+// timestamp) and events (the events a wait on several events matched, by name); see Vars for
+// their shape and definition.Scope for what each is bound to where.
 // Expressions are plain CEL with the standard macros (has, all, exists, map, filter), optional
 // values (event.properties.?coupon.orValue('none')), and the strings, lists, math and encoders
 // extensions.
@@ -130,6 +131,7 @@ func NewEnv(cfg Config) (*Env, error) {
 		cel.Variable("trigger", mapOfDyn),
 		cel.Variable("contact", mapOfDyn),
 		cel.Variable("now", cel.TimestampType),
+		cel.Variable("events", cel.MapType(cel.StringType, mapOfDyn)),
 		// JSON numbers arrive as doubles, while authors write 50 as well as 50.0.
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
@@ -283,3 +285,5 @@ func costString(c uint64) string {
 	}
 	return fmt.Sprintf("up to %d", c)
 }
+
+var _ definition.MatchedEventsReader = (*Env)(nil)

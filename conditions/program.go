@@ -28,6 +28,9 @@ type Vars struct {
 	Trigger map[string]any
 	// Contact is the enrolled contact: {"id", "email", "first_name", "last_name", "properties"}.
 	Contact map[string]any
+	// Events are the events matched by the waits on several events whose yes steps enclose the
+	// expression, by event name, each shaped like Event; empty elsewhere.
+	Events map[string]map[string]any
 	// Now is the current time, passed in rather than read from a clock so that evaluation is
 	// deterministic; a workflow passes workflow.Now.
 	Now time.Time
@@ -114,6 +117,7 @@ func (p *Program) eval(ctx context.Context, vars Vars) (ref.Val, error) {
 		"trigger": a.NativeToValue(eventValue(vars.Trigger)),
 		"contact": a.NativeToValue(orEmpty(vars.Contact)),
 		"now":     types.Timestamp{Time: vars.Now},
+		"events":  a.NativeToValue(eventsValue(vars.Events)),
 	}
 	out, det, err := p.prg.ContextEval(ctx, activation)
 	// What an evaluation spent counts against the event's budget; one cut
@@ -129,6 +133,15 @@ func (p *Program) eval(ctx context.Context, vars Vars) (ref.Val, error) {
 		return nil, &EvalError{Expr: p.expr, Reason: reason(err), Err: err}
 	}
 	return out, nil
+}
+
+// eventsValue binds matched events, each as eventValue binds an event.
+func eventsValue(m map[string]map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for name, e := range m {
+		out[name] = eventValue(e)
+	}
+	return out
 }
 
 func orEmpty(m map[string]any) map[string]any {

@@ -75,3 +75,48 @@ func (p *Program) Reads(vars Vars) map[string]any {
 	}
 	return out
 }
+
+// MatchedEvents reports whether expr reads the events variable, and the
+// event names it reads with a constant key (events["order.paid"],
+// events.signup), in source order without repeats. It implements
+// definition.MatchedEventsReader; an expression that does not compile reads
+// nothing (CheckCondition and CheckValue report it).
+func (e *Env) MatchedEvents(expr string) (bool, []string) {
+	ast, iss := e.cel.Parse(expr)
+	if iss.Err() != nil {
+		return false, nil
+	}
+	var (
+		reads bool
+		names []string
+	)
+	add := func(name string) {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	root := celast.NavigateAST(ast.NativeRep())
+	for _, x := range celast.MatchDescendants(root, celast.AllMatcher()) {
+		switch x.Kind() {
+		case celast.IdentKind:
+			reads = reads || x.AsIdent() == "events"
+		case celast.SelectKind:
+			if op := x.AsSelect().Operand(); op.Kind() == celast.IdentKind && op.AsIdent() == "events" {
+				add(x.AsSelect().FieldName())
+			}
+		case celast.CallKind:
+			call := x.AsCall()
+			if (call.FunctionName() != "_[_]" && call.FunctionName() != "_[?_]") || len(call.Args()) != 2 {
+				continue
+			}
+			target, key := call.Args()[0], call.Args()[1]
+			if target.Kind() != celast.IdentKind || target.AsIdent() != "events" || key.Kind() != celast.LiteralKind {
+				continue
+			}
+			if s, ok := key.AsLiteral().Value().(string); ok {
+				add(s)
+			}
+		}
+	}
+	return reads, names
+}

@@ -48,8 +48,14 @@ const (
 	DepthLimit = "depth_limit"
 	// RateLimited: the automation's flow control held the enrollment back.
 	RateLimited = "rate_limited"
-	// Resumed: the event resumed a waiting enrollment.
+	// Resumed: the event resumed a waiting enrollment; for a wait on all of
+	// several events, the event that completed it (Detail names every
+	// matched event).
 	Resumed = "resumed"
+	// WaitMatched: the event was claimed by a wait on all of several events
+	// that still needs others (Detail says which are matched and which
+	// awaited); the event that completes the wait is Resumed.
+	WaitMatched = "wait_matched"
 	// WaitConditionFalse: a wait for the event's name did not accept it
 	// (its condition did not hold or failed to evaluate; Detail says).
 	WaitConditionFalse = "wait_condition_false"
@@ -97,6 +103,9 @@ type Decision struct {
 	exit   *Candidate
 	wait   *Wait
 	event  event.Event
+	// events are every event a wait on several events matched, when this
+	// decision resumes it.
+	events []event.Event
 	// won says a claim made for the decision succeeded (set by Settle);
 	// decisions that claim nothing are settled from the start.
 	won bool
@@ -185,18 +194,38 @@ type Wait struct {
 	AutomationID uuid.UUID
 	Version      int
 	ContactID    uuid.UUID
-	EventName    string
-	Condition    string
-	Trigger      json.RawMessage
+	// EventName is the awaited name of this row of the wait index: a wait
+	// on several events has one row per name.
+	EventName string
+	// Mode is "" for a wait on one event, or the definition's mode ("any",
+	// "all") for a wait on several.
+	Mode      string
+	Condition string
+	Trigger   json.RawMessage
 	// BeganAt and AfterEventID are where the window opens: events recorded
 	// after BeganAt, or at BeganAt with an id above AfterEventID (when
 	// set), count. ExpiresAt is where it closes (excluded).
 	BeganAt      time.Time
 	AfterEventID uuid.UUID
 	ExpiresAt    time.Time
-	// claimed says an event of the group resumes it.
-	claimed bool
 }
+
+// Key names the wait (not the row): its enrollment and step.
+func (w *Wait) Key() WaitKey { return WaitKey{EnrollmentID: w.EnrollmentID, StepID: w.StepID} }
+
+// claimKey names what one claim takes: the wait, or for a wait on all of
+// several events one of its names.
+func (w *Wait) claimKey() WaitKey {
+	k := w.Key()
+	if w.Mode != "" {
+		k.Event = w.EventName
+	}
+	return k
+}
+
+// exclusive says one claim takes the whole wait: a wait on one event, or
+// on any of several.
+func (w *Wait) exclusive() bool { return w.Mode != string(definition.ModeAll) }
 
 // Covers reports whether an event recorded at receivedAt with id falls
 // inside the wait's window.

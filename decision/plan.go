@@ -51,11 +51,12 @@ func Make(ctx context.Context, in Input) *Plan {
 	p := &Plan{}
 	exiting := map[uuid.UUID]uuid.UUID{} // enrollment → the exit event of the group
 	onceInGroup := map[[2]uuid.UUID]uuid.UUID{}
+	claimed := map[WaitKey]bool{} // waits (or names of all-waits) an event of the group takes
 	env := in.Automations.Conditions()
 	for _, f := range in.Events {
 		ectx, cancel := env.EventBudget(ctx)
 		p.exits(f, in, exiting)
-		p.waits(ectx, env, f, in, exiting)
+		p.waits(ectx, env, f, in, exiting, claimed)
 		p.triggers(ectx, f, in, onceInGroup)
 		cancel()
 	}
@@ -87,18 +88,22 @@ func (p *Plan) exits(f Fresh, in Input, exiting map[uuid.UUID]uuid.UUID) {
 	}
 }
 
-func (p *Plan) waits(ctx context.Context, env *conditions.Env, f Fresh, in Input, exiting map[uuid.UUID]uuid.UUID) {
+func (p *Plan) waits(ctx context.Context, env *conditions.Env, f Fresh, in Input, exiting map[uuid.UUID]uuid.UUID,
+	claimed map[WaitKey]bool) {
 	for _, w := range in.Waits[ContactEvent{f.ContactID, f.Event.Name}] {
 		if !w.Covers(f.Event.ID, f.Event.ReceivedAt) {
 			continue
 		}
 		d := &Decision{Kind: KindWait, AutomationID: w.AutomationID, Version: w.Version, EnrollmentID: w.EnrollmentID,
 			won: true, Detail: map[string]any{"step_id": w.StepID}}
+		if w.Mode != "" {
+			d.Detail["mode"] = w.Mode
+		}
 		switch by, ok := exiting[w.EnrollmentID]; {
 		case ok:
 			d.Outcome = Exited
 			d.Detail["exit_event_id"] = by
-		case w.claimed:
+		case claimed[w.Key()] || claimed[w.claimKey()]:
 			d.Outcome = TakenByOtherEvent
 		default:
 			var trigger event.Event
@@ -112,7 +117,11 @@ func (p *Plan) waits(ctx context.Context, env *conditions.Env, f Fresh, in Input
 				d.Outcome = WaitConditionFalse
 				d.Detail["expression"] = w.Condition
 			default:
-				w.claimed = true
+				if w.exclusive() {
+					claimed[w.Key()] = true
+				} else {
+					claimed[w.claimKey()] = true
+				}
 				d.Outcome, d.wait, d.event, d.won = Resumed, w, f.Event, false
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/intent"
 )
 
@@ -16,10 +17,64 @@ func unmarshal(raw []byte, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-// WaitKey names a wait: its enrollment and step.
+// WaitKey names a wait: its enrollment and step. A claim on a wait on
+// several events also names the row it takes (Event, the awaited name).
 type WaitKey struct {
 	EnrollmentID uuid.UUID
 	StepID       string
+	Event        string
+}
+
+// Wait returns the key of the wait itself, without the row.
+func (k WaitKey) Wait() WaitKey { return WaitKey{EnrollmentID: k.EnrollmentID, StepID: k.StepID} }
+
+// MultiState is a wait on several events as the claims left it.
+type MultiState struct {
+	// Mode is "any" or "all".
+	Mode string
+	// Names are every awaited name, sorted.
+	Names []string
+	// Matched are the claimed events by name, the group's won claims
+	// included.
+	Matched map[string]event.Event
+}
+
+// Complete reports whether the wait is resumed: one of its events matched
+// (any), or each of them (all).
+func (m MultiState) Complete() bool {
+	if m.Mode == string(definition.ModeAll) {
+		return len(m.Matched) == len(m.Names)
+	}
+	return len(m.Matched) > 0
+}
+
+// Events lists the matched events in the order of Names.
+func (m MultiState) Events() []event.Event {
+	var out []event.Event
+	for _, n := range m.Names {
+		if e, ok := m.Matched[n]; ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// detail says which names matched (with their events) and which are still
+// awaited.
+func (m MultiState) detail(into map[string]any) {
+	matched := map[string]any{}
+	awaiting := []string{}
+	for _, n := range m.Names {
+		if e, ok := m.Matched[n]; ok {
+			matched[n] = e.ID
+		} else {
+			awaiting = append(awaiting, n)
+		}
+	}
+	into["matched"] = matched
+	if !m.Complete() {
+		into["awaiting"] = awaiting
+	}
 }
 
 // OnceKey names a "once" reservation: an automation and a contact.
@@ -32,7 +87,9 @@ type OnceKey struct {
 type Claims struct {
 	// Once are "once" reservations, with the enrollment that takes each.
 	Once map[OnceKey]uuid.UUID
-	// Waits are waits to resume, with the event that resumes each.
+	// Waits are waits to resume, with the event that resumes each; for a
+	// wait on several events, the rows of its names (WaitKey.Event) to
+	// claim.
 	Waits map[WaitKey]uuid.UUID
 	// Exits are enrollments to end, with their exit event.
 	Exits map[uuid.UUID]uuid.UUID
@@ -55,7 +112,10 @@ type Won struct {
 	// when known.
 	Earlier map[OnceKey]uuid.UUID
 	Waits   map[WaitKey]bool
-	Exits   map[uuid.UUID]bool
+	// Multi are the waits on several events that the group claimed rows
+	// of, by WaitKey.Wait(), as the claims left them.
+	Multi map[WaitKey]MultiState
+	Exits map[uuid.UUID]bool
 	// Limited names the enrollments a limit refused, with the limit
 	// ("max_enrollments" or "per_contact"); in queue mode they wait.
 	Limited map[uuid.UUID]string
@@ -78,7 +138,7 @@ func (p *Plan) Claims() Claims {
 					ContactID: d.start.ContactID, Limits: l})
 			}
 		case KindWait:
-			c.Waits[WaitKey{d.wait.EnrollmentID, d.wait.StepID}] = d.EventID
+			c.Waits[d.wait.claimKey()] = d.EventID
 		case KindExit:
 			c.Exits[d.EnrollmentID] = d.EventID
 		}
@@ -92,6 +152,29 @@ func (p *Plan) Claims() Claims {
 // claims take effect and count.
 func (p *Plan) Settle(w Won) {
 	void := map[uuid.UUID]bool{}
+	// The group's last won claim on a wait on several events is the one
+	// that resumes it, if the wait is complete.
+	last := map[WaitKey]*Decision{}
+	// progress is what such a wait had matched as of each decision: the
+	// claims before the group's, then the group's won claims in order.
+	progress := map[WaitKey]map[string]event.Event{}
+	for _, d := range p.decisions {
+		if !d.won && d.Kind == KindWait && d.wait.Mode != "" && w.Waits[d.wait.claimKey()] {
+			last[d.wait.Key()] = d
+		}
+	}
+	for k := range last {
+		prior := map[string]event.Event{}
+		for name, e := range w.Multi[k].Matched {
+			prior[name] = e
+		}
+		for _, o := range p.decisions {
+			if !o.won && o.Kind == KindWait && o.wait.Key() == k && w.Waits[o.wait.claimKey()] {
+				delete(prior, o.wait.EventName)
+			}
+		}
+		progress[k] = prior
+	}
 	for _, d := range p.decisions {
 		if d.won {
 			continue
@@ -123,11 +206,25 @@ func (p *Plan) Settle(w Won) {
 				d.won = true
 			}
 		case KindWait:
-			if w.Waits[WaitKey{d.wait.EnrollmentID, d.wait.StepID}] {
-				d.won = true
+			if !w.Waits[d.wait.claimKey()] {
+				d.Outcome, d.wait = TakenByOtherEvent, nil
 				continue
 			}
-			d.Outcome, d.wait = TakenByOtherEvent, nil
+			d.won = true
+			if d.wait.Mode == "" {
+				continue
+			}
+			state := w.Multi[d.wait.Key()]
+			sofar := progress[d.wait.Key()]
+			if e, ok := state.Matched[d.wait.EventName]; ok {
+				sofar[d.wait.EventName] = e
+			}
+			MultiState{Mode: state.Mode, Names: state.Names, Matched: sofar}.detail(d.Detail)
+			if last[d.wait.Key()] == d && state.Complete() {
+				d.events = state.Events()
+				continue
+			}
+			d.Outcome = WaitMatched
 		case KindExit:
 			if w.Exits[d.EnrollmentID] {
 				d.won = true
@@ -212,7 +309,8 @@ func (p *Plan) Effects(count func(it Item, kind string)) ([]Enrollment, []Effect
 			count(d.Item, KindTrigger)
 		case d.Kind == KindWait && d.Outcome == Resumed:
 			effects = append(effects, Effect{Item: d.Item, WorkspaceID: d.WorkspaceID, WorkflowID: d.wait.WorkflowID,
-				Kind: intent.KindSignal, Payload: intent.Signal{EnrollmentID: d.wait.EnrollmentID, StepID: d.wait.StepID, Event: d.event},
+				Kind: intent.KindSignal, Payload: intent.Signal{EnrollmentID: d.wait.EnrollmentID, StepID: d.wait.StepID, Event: d.event,
+					Events: d.events},
 				Trace: d.trace})
 			count(d.Item, KindWait)
 		case d.Kind == KindExit && d.Outcome == Exited:

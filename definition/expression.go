@@ -3,6 +3,7 @@ package definition
 import (
 	"fmt"
 	"iter"
+	"slices"
 )
 
 // Scope says where an expression sits and therefore what the interpreter binds to its variables.
@@ -19,7 +20,9 @@ const (
 	ScopeWait
 	// ScopeStep is a branch condition or a value computed by a step. trigger is the event that
 	// started the enrollment, and event is bound to that same trigger event for convenience, so
-	// that event.properties.x and trigger.properties.x mean the same thing here.
+	// that event.properties.x and trigger.properties.x mean the same thing here. Inside the yes
+	// steps of a wait_for_event step that lists events, events maps each of its matched events'
+	// names to the event (events["order.paid"].properties.amount); see MatchedEventsReader.
 	ScopeStep
 )
 
@@ -46,6 +49,41 @@ type ExpressionChecker interface {
 	// CheckValue returns an error, worded for the author, when expr is not a valid value
 	// expression in scope: it does not compile or could cost too much to evaluate.
 	CheckValue(expr string, scope Scope) error
+}
+
+// MatchedEventsReader is implemented by an ExpressionChecker that can also say which matched
+// events an expression reads from the events variable, which is bound only in the yes steps of a
+// wait_for_event step that lists events. Validate then refuses events read anywhere else, and
+// names that no enclosing wait awaits.
+type MatchedEventsReader interface {
+	// MatchedEvents reports whether expr reads the events variable at all, and the event names
+	// it reads with a constant key (events["order.paid"], events.signup), in source order.
+	MatchedEvents(expr string) (reads bool, names []string)
+}
+
+// matchedEvents maps the pointer of every step whose expressions may read events to the names
+// bound there: those of every wait_for_event step with events whose yes list encloses it.
+func (a *Automation) matchedEvents() map[string][]string {
+	out := map[string][]string{}
+	var walk func(steps []Step, at pointer, bound []string)
+	walk = func(steps []Step, at pointer, bound []string) {
+		for i := range steps {
+			s := &steps[i]
+			ptr := at.index(i)
+			if len(bound) > 0 {
+				out[string(ptr)] = bound
+			}
+			for _, c := range s.children() {
+				inner := bound
+				if c.name == "yes" && s.Type == TypeWaitForEvent && s.WaitForEvent != nil && s.WaitForEvent.Multi() {
+					inner = append(slices.Clip(bound), s.WaitForEvent.Events...)
+				}
+				walk(c.steps, ptr.key(c.name), inner)
+			}
+		}
+	}
+	walk(a.Steps, "/steps", nil)
+	return out
 }
 
 // Expression is one CEL expression found in a definition.

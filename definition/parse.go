@@ -218,7 +218,14 @@ func (d *decoder) stepFields(s *Step, depth int) fieldSet {
 		b := &WaitStep{}
 		s.WaitForEvent = b
 		return fieldSet{
-			"event":     func(p pointer, v json.RawMessage) { b.Event = d.str(p, v) },
+			"event": func(p pointer, v json.RawMessage) { b.Event = d.str(p, v) },
+			"events": func(p pointer, v json.RawMessage) {
+				// An empty list stays one (not absent), so that Validate can say so.
+				if b.Events = d.strs(p, v); b.Events == nil && jsonKind(v) == kindArray {
+					b.Events = []string{}
+				}
+			},
+			"mode":      func(p pointer, v json.RawMessage) { b.Mode = WaitMode(d.str(p, v)) },
 			"timeout":   func(p pointer, v json.RawMessage) { b.Timeout = d.duration(p, v) },
 			"condition": func(p pointer, v json.RawMessage) { b.Condition = d.str(p, v) },
 			"yes":       func(p pointer, v json.RawMessage) { b.Yes = d.steps(p, v, depth+1) },

@@ -70,10 +70,16 @@ type DelayStep struct {
 }
 
 // WaitStep waits for the contact to send an event, then takes Yes if it arrives in time and
-// No when Timeout passes first.
+// No when Timeout passes first. It names one event (Event) or several (Events, with Mode):
+// with ModeAny the first of them resumes it, with ModeAll it needs each of them inside the
+// window, and its Yes steps can read every matched event as events["name"] ([ScopeStep]).
 type WaitStep struct {
-	// Event is the awaited event name.
-	Event string `json:"event"`
+	// Event is the awaited event name; empty when Events is set.
+	Event string `json:"event,omitempty"`
+	// Events are the awaited event names of a wait on several events; empty when Event is set.
+	Events []string `json:"events,omitempty"`
+	// Mode says how many of Events resume the wait: ModeAny (the default) or ModeAll.
+	Mode WaitMode `json:"mode,omitempty"`
 	// Timeout is how long to wait before taking No.
 	Timeout Duration `json:"timeout"`
 	// Condition is an optional CEL condition ([ScopeWait]) the event must also satisfy.
@@ -83,6 +89,33 @@ type WaitStep struct {
 	// No runs on timeout.
 	No []Step `json:"no,omitempty"`
 }
+
+// WaitMode says how many of a wait's events it needs.
+type WaitMode string
+
+const (
+	// ModeAny resumes the wait on the first of its events; it is the default.
+	ModeAny WaitMode = "any"
+	// ModeAll resumes the wait once each of its events was recorded inside its window.
+	ModeAll WaitMode = "all"
+)
+
+// MaxWaitEvents is the largest number of event names a wait_for_event step may list.
+const MaxWaitEvents = 20
+
+// Multi reports whether the step waits on a list of events (Events) rather than one (Event).
+func (w *WaitStep) Multi() bool { return len(w.Events) > 0 }
+
+// Names returns the awaited event names: Events, or Event alone.
+func (w *WaitStep) Names() []string {
+	if w.Multi() {
+		return w.Events
+	}
+	return []string{w.Event}
+}
+
+// All reports whether the wait needs every one of its events.
+func (w *WaitStep) All() bool { return w.Multi() && w.Mode == ModeAll }
 
 // BranchStep takes Yes or No depending on a condition.
 type BranchStep struct {

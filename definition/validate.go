@@ -3,6 +3,7 @@ package definition
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -35,6 +36,11 @@ func Validate(a *Automation, check ExpressionChecker) []Problem {
 		v.add("/steps", "the automation has %d steps; at most %d are allowed", v.count, MaxSteps)
 	}
 	if check != nil {
+		matched, _ := check.(MatchedEventsReader)
+		var bound map[string][]string
+		if matched != nil {
+			bound = a.matchedEvents()
+		}
 		for e := range a.Expressions() {
 			checkFn := check.CheckValue
 			if e.Condition {
@@ -42,6 +48,10 @@ func Validate(a *Automation, check ExpressionChecker) []Problem {
 			}
 			if err := checkFn(e.Text, e.Scope); err != nil {
 				v.add(pointer(e.Pointer), "%v", err)
+				continue
+			}
+			if matched != nil {
+				v.matchedEvents(e, matched, bound)
 			}
 		}
 	}
@@ -125,7 +135,7 @@ func (v *validator) step(s *Step, at pointer) {
 	case TypeDelay:
 		v.duration(at.key("duration"), s.Delay.Duration)
 	case TypeWaitForEvent:
-		v.eventName(at.key("event"), s.WaitForEvent.Event)
+		v.wait(at, s.WaitForEvent)
 		v.duration(at.key("timeout"), s.WaitForEvent.Timeout)
 	case TypeBranch:
 		v.required(at.key("condition"), s.Branch.Condition)
@@ -152,6 +162,68 @@ func (v *validator) step(s *Step, at pointer) {
 		if s.EmitEvent.Name != "" && s.EmitEvent.Name == t.Event && !t.Once() {
 			v.add(at.key("name"), "emitting the trigger event %q would re-enroll the contact without end; use frequency %q or another event", t.Event, FrequencyOnce)
 		}
+	}
+}
+
+// matchedEvents refuses an expression that reads the events variable where nothing binds it, or
+// reads an event that no enclosing wait awaits.
+func (v *validator) matchedEvents(e Expression, r MatchedEventsReader, bound map[string][]string) {
+	reads, names := r.MatchedEvents(e.Text)
+	if !reads {
+		return
+	}
+	var here []string
+	if e.Scope == ScopeStep {
+		for step, b := range bound {
+			if within(e.Pointer, step) && len(b) > len(here) {
+				here = b
+			}
+		}
+	}
+	if len(here) == 0 {
+		v.add(pointer(e.Pointer), "events is bound only in the yes steps of a wait_for_event step that lists events")
+		return
+	}
+	for _, name := range names {
+		if !slices.Contains(here, name) {
+			v.add(pointer(e.Pointer), "events[%q]: no enclosing wait_for_event step awaits %q (it awaits %s)",
+				name, name, strings.Join(here, ", "))
+		}
+	}
+}
+
+// wait checks what a wait_for_event step awaits: one event, or a list of distinct events with a
+// mode, never both.
+func (v *validator) wait(at pointer, w *WaitStep) {
+	switch {
+	case w.Event != "" && w.Events != nil:
+		v.add(at.key("events"), "set either event (one event) or events (several), not both")
+		return
+	case w.Events == nil:
+		v.eventName(at.key("event"), w.Event)
+		if w.Mode != "" {
+			v.add(at.key("mode"), "mode applies to a wait on several events; list them under events")
+		}
+		return
+	case len(w.Events) == 0:
+		v.add(at.key("events"), "lists no events; name at least one")
+	case len(w.Events) > MaxWaitEvents:
+		v.add(at.key("events"), "lists %d events; at most %d are allowed", len(w.Events), MaxWaitEvents)
+	}
+	switch w.Mode {
+	case "", ModeAny, ModeAll:
+	default:
+		v.add(at.key("mode"), "unknown mode %q; use %q or %q", w.Mode, ModeAny, ModeAll)
+	}
+	first := map[string]int{}
+	for i, name := range w.Events {
+		ptr := at.key("events").index(i)
+		if j, dup := first[name]; dup {
+			v.add(ptr, "%q is already listed at %s", name, at.key("events").index(j))
+			continue
+		}
+		first[name] = i
+		v.eventName(ptr, name)
 	}
 }
 

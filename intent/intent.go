@@ -47,6 +47,10 @@ type Signal struct {
 	EnrollmentID uuid.UUID   `json:"enrollment_id"`
 	StepID       string      `json:"step_id"`
 	Event        event.Event `json:"event"`
+	// Events are, for a wait on several events, every event it matched
+	// (for "all", one per awaited name; Event is the one that completed
+	// it), in the order of their names.
+	Events []event.Event `json:"events,omitempty"`
 }
 
 // Cancel ends an enrollment early: its exit event, or none when the

@@ -180,17 +180,21 @@ func pairArrays(pairs map[decision.ContactEvent]bool) ([]uuid.UUID, []string) {
 // event names that are still open at the group's receipt time.
 func queueWaits(b *pgx.Batch, pairs map[decision.ContactEvent]bool, at time.Time, waits map[decision.ContactEvent][]*decision.Wait) {
 	contacts, names := pairArrays(pairs)
+	// A wait on any of several events is taken once one of its rows is.
 	b.Queue(`SELECT w.enrollment_id, w.step_id, w.workflow_id, w.workspace_id, e.automation_id, e.version,
-			w.contact_id, w.event_name, w.condition, w.trigger, w.began_at,
+			w.contact_id, w.event_name, w.mode, w.condition, w.trigger, w.began_at,
 			coalesce(w.after_event_id, '00000000-0000-0000-0000-000000000000'), w.expires_at
 		FROM enrollment_waits w JOIN unnest($1::uuid[], $2::text[]) AS p(contact, name)
 		  ON w.contact_id = p.contact AND w.event_name = p.name
 		JOIN enrollments e ON e.id = w.enrollment_id
-		WHERE w.claimed_event_id IS NULL AND w.expires_at > $3 ORDER BY w.began_at, w.enrollment_id`,
+		WHERE w.claimed_event_id IS NULL AND w.expires_at > $3
+		  AND (w.mode <> 'any' OR NOT EXISTS (SELECT 1 FROM enrollment_waits s
+		    WHERE s.enrollment_id = w.enrollment_id AND s.step_id = w.step_id AND s.claimed_event_id IS NOT NULL))
+		ORDER BY w.began_at, w.enrollment_id`,
 		contacts, names, at).Query(func(rows pgx.Rows) error {
 		var w decision.Wait
 		_, err := pgx.ForEachRow(rows, []any{&w.EnrollmentID, &w.StepID, &w.WorkflowID, &w.WorkspaceID, &w.AutomationID,
-			&w.Version, &w.ContactID, &w.EventName, &w.Condition, &w.Trigger, &w.BeganAt, &w.AfterEventID, &w.ExpiresAt},
+			&w.Version, &w.ContactID, &w.EventName, &w.Mode, &w.Condition, &w.Trigger, &w.BeganAt, &w.AfterEventID, &w.ExpiresAt},
 			func() error {
 				k := decision.ContactEvent{Contact: w.ContactID, Name: w.EventName}
 				copied := w
@@ -210,7 +214,7 @@ func queueWaits(b *pgx.Batch, pairs map[decision.ContactEvent]bool, at time.Time
 // avoid deadlocks.
 func claim(ctx context.Context, tx pgx.Tx, c decision.Claims) (decision.Won, error) {
 	won := decision.Won{Once: map[decision.OnceKey]bool{}, Earlier: map[decision.OnceKey]uuid.UUID{},
-		Waits: map[decision.WaitKey]bool{}, Exits: map[uuid.UUID]bool{}}
+		Waits: map[decision.WaitKey]bool{}, Multi: map[decision.WaitKey]decision.MultiState{}, Exits: map[uuid.UUID]bool{}}
 	// Limits first: an enrollment a limit skips takes no "once"
 	// reservation (a queued one does: it will start).
 	var err error
@@ -273,9 +277,18 @@ func claim(ctx context.Context, tx pgx.Tx, c decision.Claims) (decision.Won, err
 			return err
 		})
 	}
-	if len(c.Waits) > 0 {
-		ids, steps, events := make([]uuid.UUID, 0, len(c.Waits)), make([]string, 0, len(c.Waits)), make([]uuid.UUID, 0, len(c.Waits))
-		for k, ev := range c.Waits {
+	single := map[decision.WaitKey]uuid.UUID{}
+	multi := map[decision.WaitKey]uuid.UUID{}
+	for k, ev := range c.Waits {
+		if k.Event == "" {
+			single[k] = ev
+		} else {
+			multi[k] = ev
+		}
+	}
+	if len(single) > 0 {
+		ids, steps, events := make([]uuid.UUID, 0, len(single)), make([]string, 0, len(single)), make([]uuid.UUID, 0, len(single))
+		for k, ev := range single {
 			ids, steps, events = append(ids, k.EnrollmentID), append(steps, k.StepID), append(events, ev)
 		}
 		b.Queue(`WITH c AS (
@@ -292,6 +305,7 @@ func claim(ctx context.Context, tx pgx.Tx, c decision.Claims) (decision.Won, err
 			return err
 		})
 	}
+	queueMultiClaims(b, multi, won)
 	if b.Len() == 0 {
 		return won, nil
 	}

@@ -169,8 +169,12 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 // WaitOutcome is what registering or clearing a wait found.
 type WaitOutcome struct {
 	// Event resumed the wait (found by the look-back, or claimed by the
-	// record path).
+	// record path); for a wait on all of several events, the last of them.
 	Event *event.Event
+	// Events are, for a wait on several events, the events it matched, in
+	// the order of their names: every one once it is complete, those so far
+	// otherwise.
+	Events []event.Event
 	// Closed says the window had already closed, by PostgreSQL's clock,
 	// with no event inside it: the wait timed out.
 	Closed bool
@@ -201,7 +205,7 @@ func (s *Store) RegisterWait(ctx context.Context, w Wait, match func(event.Event
 		err = tx.QueryRow(ctx, `INSERT INTO enrollment_waits (enrollment_id, step_id, workspace_id, contact_id, event_name,
 				condition, trigger, workflow_id, began_at, after_event_id, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-			ON CONFLICT (enrollment_id, step_id) DO UPDATE SET expires_at = excluded.expires_at
+			ON CONFLICT (enrollment_id, step_id, event_name) DO UPDATE SET expires_at = excluded.expires_at
 			RETURNING claimed_event_id`,
 			w.EnrollmentID, w.StepID, w.WorkspaceID, w.ContactID, w.EventName, w.Condition, w.Trigger, w.WorkflowID,
 			w.BeganAt, nullUUID(w.AfterEventID), w.ExpiresAt).Scan(&claimed)

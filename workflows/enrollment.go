@@ -66,7 +66,8 @@ type StepState struct {
 	StepID string    `json:"step_id"`
 	Type   string    `json:"type"`
 	Since  time.Time `json:"since"`
-	// Waiting names the awaited event on a wait_for_event step.
+	// Waiting names the awaited event on a wait_for_event step (the
+	// names, joined by ", ", on a wait on several events).
 	Waiting string `json:"waiting,omitempty"`
 }
 
@@ -238,6 +239,9 @@ func (r *run) stepOnce(ctx workflow.Context, s *definition.Step) error {
 		r.log(ctx, s, "done", nil)
 		return nil
 	case definition.TypeWaitForEvent:
+		if s.WaitForEvent.Multi() {
+			return r.multiWait(ctx, s)
+		}
 		if r.logical(ctx) {
 			return r.waitWindow(ctx, s)
 		}

@@ -44,7 +44,7 @@ var updateHistories = flag.Bool("update-histories", false,
 // historyGeneration prefixes the names of the histories written now. Bump
 // it with a change that goes behind workflow.GetVersion, so that the new
 // histories are added beside the old ones, which must keep replaying.
-const historyGeneration = "v2"
+const historyGeneration = "v3"
 
 // historyIdentity is the client and worker identity in saved histories, in
 // place of a process id and host name.
@@ -63,6 +63,11 @@ type historyScenario struct {
 	// is behind when its timer first fires (ClearWait answers Remaining).
 	closed map[string]bool
 	behind map[string]time.Duration
+	// matched maps a wait step on several events to the events ("id:name")
+	// it has matched: the fake RegisterWait returns them, and ClearWait
+	// too; complete says they complete it (RegisterWait resumes it).
+	matched  map[string][]string
+	complete bool
 	// receivedAgo backdates the trigger's receipt: the enrollment starts
 	// that late.
 	receivedAgo time.Duration
@@ -203,6 +208,65 @@ var historyScenarios = []historyScenario{
 		]`,
 		want:     "failed",
 		outcomes: []string{"notify_crm failed"},
+	},
+	{
+		name: "multi_any_signal",
+		steps: `[
+			{"id": "engaged", "type": "wait_for_event", "events": ["chat.started", "call.booked"], "mode": "any",
+			 "timeout": "1h",
+			 "yes": [{"id": "thank", "type": "webhook", "url": "https://crm.example/engaged",
+			          "body": {"how": "'engaged'"}}],
+			 "no": [{"id": "remind", "type": "emit_event", "name": "engagement.reminded"}]}
+		]`,
+		drive: func(ctx context.Context, t *testing.T, c client.Client, workflowID string) {
+			awaitTimers(ctx, t, c, workflowID, 1)
+			signalEvents(ctx, t, c, workflowID, "engaged", "call-1:call.booked")
+		},
+		want:     "completed",
+		outcomes: []string{"engaged waiting", "engaged yes", "thank done"},
+	},
+	{
+		name: "multi_all_signal",
+		steps: `[
+			{"id": "fulfilled", "type": "wait_for_event", "events": ["order.paid", "order.shipped"], "mode": "all",
+			 "timeout": "1h",
+			 "yes": [{"id": "thank", "type": "webhook", "url": "https://crm.example/fulfilled",
+			          "body": {"amount": "events['order.paid'].properties.source"}}],
+			 "no": [{"id": "remind", "type": "emit_event", "name": "order.reminded"}]}
+		]`,
+		matched: map[string][]string{"fulfilled": {"paid-1:order.paid"}},
+		drive: func(ctx context.Context, t *testing.T, c client.Client, workflowID string) {
+			awaitTimers(ctx, t, c, workflowID, 1)
+			signalEvents(ctx, t, c, workflowID, "fulfilled", "ship-1:order.shipped", "paid-1:order.paid")
+		},
+		want:     "completed",
+		outcomes: []string{"fulfilled waiting", "fulfilled yes", "thank done"},
+	},
+	{
+		name: "multi_all_timeout_one_of_two",
+		steps: `[
+			{"id": "fulfilled", "type": "wait_for_event", "events": ["order.paid", "order.shipped"], "mode": "all",
+			 "timeout": "1s",
+			 "yes": [{"id": "thank", "type": "webhook", "url": "https://crm.example/fulfilled"}],
+			 "no": [{"id": "remind", "type": "emit_event", "name": "order.reminded"}]}
+		]`,
+		matched:  map[string][]string{"fulfilled": {"paid-1:order.paid"}},
+		want:     "completed",
+		outcomes: []string{"fulfilled waiting", "fulfilled no", "remind done"},
+	},
+	{
+		name: "multi_all_look_back",
+		steps: `[
+			{"id": "fulfilled", "type": "wait_for_event", "events": ["order.paid", "order.shipped"], "mode": "all",
+			 "timeout": "1h",
+			 "yes": [{"id": "thank", "type": "webhook", "url": "https://crm.example/fulfilled"}],
+			 "no": [{"id": "remind", "type": "emit_event", "name": "order.reminded"}]},
+			{"id": "reviewed", "type": "wait_for_event", "event": "review.submitted", "timeout": "1s"}
+		]`,
+		matched:  map[string][]string{"fulfilled": {"paid-1:order.paid", "ship-1:order.shipped"}},
+		complete: true,
+		want:     "completed",
+		outcomes: []string{"fulfilled yes", "thank done", "reviewed waiting", "reviewed no"},
 	},
 }
 
@@ -357,6 +421,26 @@ func signal(ctx context.Context, t *testing.T, c client.Client, workflowID, step
 	}))
 }
 
+// signalEvents resumes a wait on several events as the record path does:
+// one signal with every matched event ("id:name"), the last completing it.
+func signalEvents(ctx context.Context, t *testing.T, c client.Client, workflowID, stepID string, matched ...string) {
+	events := fakeEvents(matched)
+	require.NoError(t, c.SignalWorkflow(ctx, workflowID, "", workflows.EventSignal, workflows.EventSignalInput{
+		EnrollmentID: uuid.MustParse(strings.TrimPrefix(workflowID, "enrollment-")), StepID: stepID,
+		Event: events[len(events)-1], Events: events,
+	}))
+}
+
+// fakeEvents makes events from "id:name" pairs.
+func fakeEvents(pairs []string) []event.Event {
+	var out []event.Event
+	for _, p := range pairs {
+		id, name, _ := strings.Cut(p, ":")
+		out = append(out, fakeEvent(id, name))
+	}
+	return out
+}
+
 func fakeEvent(id, name string) event.Event {
 	return event.Event{
 		ID:         evID(id),
@@ -374,6 +458,10 @@ type fakeActivities struct {
 	lookback, claimed map[string]event.Event
 	closed            map[string]bool
 	behind            map[string]time.Duration
+	// matched and complete are a wait on several events' matches, by
+	// workflow id and step id.
+	matched  map[string][]event.Event
+	complete map[string]bool
 
 	mu sync.Mutex
 	// lines is the step log by workflow id.
@@ -382,7 +470,8 @@ type fakeActivities struct {
 
 func newFakeActivities() *fakeActivities {
 	return &fakeActivities{lookback: map[string]event.Event{}, claimed: map[string]event.Event{},
-		closed: map[string]bool{}, behind: map[string]time.Duration{}, lines: map[string][]activities.RecordStepInput{}}
+		closed: map[string]bool{}, behind: map[string]time.Duration{}, matched: map[string][]event.Event{},
+		complete: map[string]bool{}, lines: map[string][]activities.RecordStepInput{}}
 }
 
 // outcomes is the step log of a workflow as "step_id outcome" lines, in
@@ -413,6 +502,20 @@ func (f *fakeActivities) configure(workflowID string, sc historyScenario) {
 	for step, d := range sc.behind {
 		f.behind[workflowID+"/"+step] = d
 	}
+	for step, pairs := range sc.matched {
+		f.matched[workflowID+"/"+step] = fakeEvents(pairs)
+		f.complete[workflowID+"/"+step] = sc.complete
+	}
+}
+
+// multiResult is a wait on several events as the fake store holds it.
+func (f *fakeActivities) multiResult(key string) activities.WaitResult {
+	res := activities.WaitResult{Events: f.matched[key]}
+	if f.complete[key] {
+		last := res.Events[len(res.Events)-1]
+		res.Event = &last
+	}
+	return res
 }
 
 // fakeActivity pairs a method of activities.Activities with its fake.
@@ -484,6 +587,9 @@ func (f *fakeActivities) EvaluateCondition(_ context.Context, in activities.Cond
 
 func (f *fakeActivities) RegisterWait(_ context.Context, in activities.WaitInput) (activities.WaitResult, error) {
 	key := in.Scope.WorkflowID + "/" + in.StepID
+	if len(in.Events) > 0 {
+		return f.multiResult(key), nil
+	}
 	if e, ok := f.lookback[key]; ok {
 		return activities.WaitResult{Event: &e}, nil
 	}
@@ -494,6 +600,9 @@ func (f *fakeActivities) RegisterWait(_ context.Context, in activities.WaitInput
 // behind.
 func (f *fakeActivities) ClearWait(_ context.Context, in activities.WaitInput) (activities.WaitResult, error) {
 	key := in.Scope.WorkflowID + "/" + in.StepID
+	if len(in.Events) > 0 {
+		return f.multiResult(key), nil
+	}
 	if e, ok := f.claimed[key]; ok {
 		return activities.WaitResult{Event: &e}, nil
 	}
