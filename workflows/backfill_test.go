@@ -22,6 +22,7 @@ func backfillEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(time.Minute) // wall clock; the default 3 s is short on a loaded machine
 	env.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	var acts *activities.Activities
 	env.RegisterActivity(acts.BackfillPage)

@@ -82,6 +82,9 @@ func newHarnessWith(t *testing.T, cfg workflows.Config) *harness {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
+	// The suite's default of 3 s of wall clock per run is too short on a
+	// loaded 2-core machine; simulated time is what the tests measure.
+	env.SetTestTimeout(time.Minute)
 	env.SetStartTime(testStart)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{
 		ID: workflows.WorkflowID(testEnrollment.String()), TaskQueue: workflows.TaskQueue,

@@ -662,6 +662,7 @@ func TestFakeActivitiesMatchRealOnes(t *testing.T) {
 			t.Parallel()
 			var suite testsuite.WorkflowTestSuite
 			env := suite.NewTestWorkflowEnvironment()
+			env.SetTestTimeout(time.Minute) // wall clock; the default 3 s is short on a loaded machine
 			env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(sc.enrollmentID().String())})
 			env.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
 			f := newFakeActivities()
