@@ -115,3 +115,24 @@ func TestMultiWaitAnyInGroup(t *testing.T) {
 	w2.event("call.booked", `{}`)
 	require.Equal(t, []string{"wait taken_by_other_event"}, outcomes(w2.decide(wonNone)))
 }
+
+// TestMultiWaitExitWins: an exit event earlier in the group ends the
+// enrollment; its wait on several events is not resumed or matched.
+func TestMultiWaitExitWins(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	names := []string{"order.paid", "order.shipped"}
+	enrollment := w.multi("all", names...)
+	leaving := &decision.Candidate{EnrollmentID: enrollment, WorkflowID: "wf-m", WorkspaceID: ws, Version: 1,
+		TriggerEventID: uuid.Must(uuid.NewV7())}
+	w.in.Exits[decision.ContactEvent{Contact: contact, Name: "order.cancelled"}] = []*decision.Candidate{leaving}
+	w.event("order.paid", `{}`)
+	cancelled := w.event("order.cancelled", `{}`)
+	w.event("order.shipped", `{}`)
+	p := w.decide(wonAll)
+	require.Equal(t, []string{"wait wait_matched", "exit exited", "wait exited"}, outcomes(p))
+	require.Equal(t, cancelled.ID, p.Decisions()[2].Detail["exit_event_id"])
+	_, effects := p.Effects(func(decision.Item, string) {})
+	require.Len(t, effects, 1)
+	require.Equal(t, intent.KindCancel, effects[0].Kind)
+}

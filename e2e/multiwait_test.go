@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,4 +205,65 @@ func TestMultiWaitDefinitionProblems(t *testing.T) {
 	}
 	require.Equal(t, []string{"/steps/0/events", "/steps/1/events/1", "/steps/1/mode", "/steps/1/yes/0/body/x",
 		"/steps/2/events", "/steps/3/properties/p"}, pointers, "%v", res)
+}
+
+// TestMultiWaitAllConcurrentRequests sends the three events of each
+// contact's "all" wait in concurrent requests, for many contacts at once:
+// each wait resumes exactly once, on all three events, and the answers'
+// counts add up to one resume per wait.
+func TestMultiWaitAllConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, systemOptions{})
+	h := newHook(t)
+	tn := s.tenant()
+	tn.automation(fmt.Sprintf(`{"name":"ready","trigger":{"event":"trip.booked"},
+		"steps":[{"id":"ready","type":"wait_for_event","events":["visa.granted","hotel.confirmed","flight.ticketed"],
+		  "mode":"all","timeout":"60s",
+		  "yes":[{"id":"go","type":"webhook","url":%q,
+		          "body":{"who":"contact.email","n":"size(events)"}}]}]}`, h.url("/go")))
+	const contacts = 8
+	names := []string{"visa.granted", "hotel.confirmed", "flight.ticketed"}
+	var ids []string
+	for i := range contacts {
+		email := fmt.Sprintf("t%d@example.com", i)
+		res := tn.event(map[string]any{"name": "trip.booked", "email": email, "create_if_missing": true})
+		id := tn.enrollments("contact_id=" + res["contact_id"].(string))[0]["id"].(string)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		tn.waitStep(id, "ready", "waiting", 30*time.Second)
+	}
+	var (
+		mu      sync.Mutex
+		resumed int
+		wg      sync.WaitGroup
+	)
+	start := make(chan struct{})
+	for i := range contacts {
+		for _, name := range names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res := tn.event(map[string]any{"name": name, "email": fmt.Sprintf("t%d@example.com", i)})
+				mu.Lock()
+				resumed += int(res["executions_resumed"].(float64))
+				mu.Unlock()
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	require.Equal(t, contacts, resumed)
+	for _, id := range ids {
+		done := tn.waitEnrollment(id, 30*time.Second)
+		require.Equal(t, []string{"ready:waiting", "ready:yes", "go:done"}, outcomes(done))
+		require.Len(t, stepDetail(done, "ready", "yes")["events"], 3)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Len(t, h.bodies, contacts, "one webhook per enrollment")
+	for _, b := range h.bodies {
+		require.EqualValues(t, 3, b["n"])
+	}
 }

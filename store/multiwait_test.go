@@ -271,3 +271,46 @@ func TestClearMultiWait(t *testing.T) {
 	require.True(t, closed.Closed)
 	require.Zero(t, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1`))
 }
+
+// TestMultiWaitWindowClosedWhileDown registers "all" waits whose windows
+// closed before the workflow got to them (Temporal was down): one holds
+// both events inside the window and resumes at once, the other holds one
+// of them and times out at once; an event after the window never counts.
+func TestMultiWaitWindowClosedWhileDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false)
+	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
+	list := f.enrollments()
+	backdate := func(id uuid.UUID, ago string) {
+		_, err := f.s.Pool().Exec(ctx, `UPDATE events SET received_at = now() - $2::interval WHERE id = $1`, id, ago)
+		require.NoError(t, err)
+	}
+	adaPaid := f.record(ev("ada@example.com", "order.paid"))[0]
+	adaShipped := f.record(ev("ada@example.com", "order.shipped"))[0]
+	bobPaid := f.record(ev("bob@example.com", "order.paid"))[0]
+	f.record(ev("bob@example.com", "order.shipped")) // now: after bob's window
+	backdate(adaPaid.EventID, "90 minutes")
+	backdate(adaShipped.EventID, "80 minutes")
+	backdate(bobPaid.EventID, "90 minutes")
+	began := time.Now().Add(-2 * time.Hour)
+
+	for _, e := range list {
+		w := multiWait(e, "all", began)
+		w.ExpiresAt = began.Add(time.Hour)
+		out, err := f.s.RegisterMultiWait(ctx, w, []string{"order.paid", "order.shipped"}, matchAll)
+		require.NoError(t, err)
+		if e.ContactID == adaPaid.ContactID {
+			require.False(t, out.Closed)
+			require.NotNil(t, out.Event)
+			require.Equal(t, adaShipped.EventID, out.Event.ID, "the later of the two")
+			require.Len(t, out.Events, 2)
+		} else {
+			require.True(t, out.Closed)
+			require.Nil(t, out.Event)
+			require.Equal(t, []string{"order.paid"}, names(out.Events))
+		}
+	}
+	require.Equal(t, 2, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1`),
+		"ada's claimed rows stay; bob's closed wait is not left in the index")
+}
