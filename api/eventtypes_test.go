@@ -308,3 +308,24 @@ func TestEventTypeCountsFollowDeleteAndRestore(t *testing.T) {
 	c.expect(http.StatusNoContent, "DELETE", "/v1/contacts/"+contact, nil)
 	require.EqualValues(t, 0, count())
 }
+
+// TestCatalogRefusalsReplayWithTheirKey: an Idempotency-Key keeps a
+// refusal's answer like any other, even once the schema has changed.
+func TestCatalogRefusalsReplayWithTheirKey(t *testing.T) {
+	t.Parallel()
+	c := newHarness(t).workspace(store.PlanStarter)
+	c.expect(http.StatusCreated, "POST", "/v1/event-types", map[string]any{
+		"name": "purchase.completed", "schema": amountSchema, "schema_mode": "enforce"})
+	c.event(map[string]any{"name": "warm", "email": "ada@example.com", "create_if_missing": true})
+	body := map[string]any{"events": []any{
+		map[string]any{"name": "purchase.completed", "email": "ada@example.com", "properties": map[string]any{"amount": "x"}},
+		map[string]any{"name": "purchase.completed", "email": "ada@example.com", "properties": map[string]any{"amount": 1, "currency": "EUR"}},
+	}}
+	first := c.doKeyed("/v1/events/batch", "k-1", body)
+	require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+	c.expect(http.StatusOK, "PATCH", "/v1/event-types/purchase.completed", map[string]any{"schema": nil})
+	again := c.doKeyed("/v1/events/batch", "k-1", body)
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	require.JSONEq(t, string(first.Body), string(again.Body))
+	require.EqualValues(t, 1, first.JSON(t)["processed"])
+}
