@@ -329,3 +329,33 @@ func TestCatalogRefusalsReplayWithTheirKey(t *testing.T) {
 	require.JSONEq(t, string(first.Body), string(again.Body))
 	require.EqualValues(t, 1, first.JSON(t)["processed"])
 }
+
+// TestEventTypePagesMixDeclaredAndSeen walks the catalog in small pages,
+// with and without the declared filter.
+func TestEventTypePagesMixDeclaredAndSeen(t *testing.T) {
+	t.Parallel()
+	c := newHarness(t).workspace(store.PlanStarter)
+	declared := []any{"a.1", "b.2", "c.3", "x/5", "y.6"}
+	c.expect(http.StatusOK, "POST", "/v1/event-types/declare", map[string]any{"names": declared})
+	var events []any
+	for _, n := range []string{"a.0", "b.2", "c.4", "x/5", "z.9", "z.9"} {
+		events = append(events, map[string]any{"name": n, "email": "ada@example.com", "create_if_missing": true})
+	}
+	c.expect(http.StatusOK, "POST", "/v1/events/batch", map[string]any{"events": events})
+	names := func(list []map[string]any) []string {
+		var out []string
+		for _, e := range list {
+			out = append(out, e["name"].(string))
+		}
+		return out
+	}
+	for _, limit := range []int{1, 2, 3, 100} {
+		require.Equal(t, []string{"a.0", "a.1", "b.2", "c.3", "c.4", "x/5", "y.6", "z.9"}, names(c.list("/v1/event-types", limit)))
+		require.Equal(t, []string{"a.1", "b.2", "c.3", "x/5", "y.6"}, names(c.list("/v1/event-types?declared=true", limit)))
+		require.Equal(t, []string{"a.0", "c.4", "z.9"}, names(c.list("/v1/event-types?declared=false", limit)))
+	}
+	all := c.list("/v1/event-types", 100)
+	require.EqualValues(t, 2, all[7]["count_total"])
+	require.EqualValues(t, 1, all[2]["count_total"])
+	require.EqualValues(t, 0, all[1]["count_total"])
+}
