@@ -64,7 +64,10 @@ func (def *Definition) Map(payload []byte, now time.Time) (store.EventInput, str
 		props, where = json.RawMessage(r.Raw), "the properties at "+def.PropertiesPath
 	}
 	if fe := ingest.CheckProperties(props); fe != nil {
-		return in, fmt.Sprintf("%s: %s (properties_path picks part of the payload)", where, fe.Detail)
+		if def.PropertiesPath == "" {
+			return in, fmt.Sprintf("%s: %s; properties_path can pick part of it", where, fe.Detail)
+		}
+		return in, fmt.Sprintf("%s: %s", where, fe.Detail)
 	}
 	in.Properties = props
 
