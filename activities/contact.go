@@ -214,6 +214,23 @@ func (a *Activities) EmitEvent(ctx context.Context, in EmitEventInput) (EmitEven
 	if errors.Is(r.Err, store.ErrContactNotFound) {
 		return EmitEventResult{}, permanent(ErrTypeNotFound, fmt.Errorf("contact %s no longer exists", contactID))
 	}
+	// The event catalog refused it (an undeclared name in a workspace that
+	// refuses them, or a violation of an enforced schema): like any other
+	// invalid emitted event, it can only be refused again.
+	var se *store.SchemaError
+	switch {
+	case errors.Is(r.Err, store.ErrUndeclaredEvent):
+		return EmitEventResult{}, permanent(ErrTypeInvalid,
+			fmt.Errorf("emit_event: event name %q is not declared and the workspace refuses undeclared events", in.Step.Name))
+	case errors.As(r.Err, &se):
+		detail := ""
+		if len(se.Violations) > 0 {
+			v := se.Violations[0]
+			detail = fmt.Sprintf(": %s: %s (%s)", v.Pointer, v.Detail, v.Keyword)
+		}
+		return EmitEventResult{}, permanent(ErrTypeInvalid, fmt.Errorf("emit_event: properties break schema version %d of %q%s",
+			se.Version, se.Name, detail))
+	}
 	return EmitEventResult{EventID: r.EventID.String(), Duplicate: r.Duplicate, Triggered: r.Triggered,
 		Resumed: r.Resumed, Exited: r.Exited}, nil
 }

@@ -77,8 +77,13 @@ func (s *Server) validateAutomation(c *gin.Context) {
 	if !ok {
 		return
 	}
+	warnings, err := s.automationWarnings(c.Request.Context(), who(c).WorkspaceID, a)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
 	c.JSON(http.StatusOK, gin.H{"valid": true, "name": a.Name, "trigger_event": a.Trigger.Event,
-		"definition": canonical})
+		"definition": canonical, "warnings": warnings})
 }
 
 func (s *Server) createAutomation(c *gin.Context) {
@@ -97,7 +102,7 @@ func (s *Server) createAutomation(c *gin.Context) {
 		return
 	}
 	s.invalidate(ws)
-	c.JSON(http.StatusCreated, automationOut(saved))
+	s.answerWithWarnings(c, http.StatusCreated, a, automationOut(saved))
 }
 
 func (s *Server) updateAutomation(c *gin.Context) {
@@ -121,7 +126,7 @@ func (s *Server) updateAutomation(c *gin.Context) {
 		return
 	}
 	s.invalidate(ws)
-	c.JSON(http.StatusOK, automationOut(saved))
+	s.answerWithWarnings(c, http.StatusOK, a, automationOut(saved))
 }
 
 func (s *Server) getAutomation(c *gin.Context) {

@@ -24,7 +24,8 @@ func (s *Server) eventDecisions(c *gin.Context) {
 		return
 	}
 	ws := who(c).WorkspaceID
-	if _, err := s.store.GetEvent(c.Request.Context(), ws, id); err != nil {
+	ev, err := s.store.GetEvent(c.Request.Context(), ws, id)
+	if err != nil {
 		_ = c.Error(storeError(err, "event"))
 		return
 	}
@@ -36,7 +37,9 @@ func (s *Server) eventDecisions(c *gin.Context) {
 	if list == nil {
 		list = []store.Decision{}
 	}
-	c.JSON(http.StatusOK, gin.H{"data": list})
+	// declared tells an event that matched nothing because no automation
+	// names it from one whose name is not even in the catalog.
+	c.JSON(http.StatusOK, gin.H{"data": list, "declared": ev.Declared})
 }
 
 // automationDecisions answers GET /v1/automations/{id}/decisions.

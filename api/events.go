@@ -84,6 +84,11 @@ func (s *Server) ingestEvent(c *gin.Context) {
 		_ = c.Error(externalIDConflict(res.EventID))
 		return
 	}
+	if refusal := catalogRefusal(in.Name, res.Err); refusal != nil {
+		s.count(c, refusal.Code, 1)
+		_ = c.Error(refusal)
+		return
+	}
 	s.warnUsage(c, p, out.Tracked)
 	switch {
 	case out.Replayed:
@@ -139,6 +144,15 @@ func (s *Server) ingestBatch(c *gin.Context) {
 				pe := externalIDConflict(res.EventID).Errors[0]
 				resp.Errors = append(resp.Errors, ingest.ItemError{Index: batch.Index[i], FieldError: pe})
 				continue
+			case res.Err != nil:
+				// The catalog refused it (undeclared, schema violation):
+				// one error per violation.
+				if refusal := catalogRefusal(batch.Events[i].Name, res.Err); refusal != nil {
+					for _, pe := range refusal.Errors {
+						resp.Errors = append(resp.Errors, ingest.ItemError{Index: batch.Index[i], FieldError: pe})
+					}
+					continue
+				}
 			}
 			resp.Processed++
 			if res.ContactCreated {
@@ -313,6 +327,8 @@ func (s *Server) listEvents(c *gin.Context) {
 		Limit:          q.limit(),
 		After:          q.eventCursor(),
 		IncludeDeleted: q.bool("include_deleted"),
+		Declared:       q.optionalBool("declared"),
+		SchemaValid:    q.optionalBool("schema_valid"),
 	}
 	if err := q.err(); err != nil {
 		_ = c.Error(err)

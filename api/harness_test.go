@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signalbox/signalbox/api"
+	"github.com/signalbox/signalbox/catalog"
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
 	"github.com/signalbox/signalbox/store/storetest"
@@ -41,11 +42,13 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 // newHarnessOn is a harness on a store of the test's own making.
 func newHarnessOn(t *testing.T, st *store.Store, opts ...harnessOption) *harness {
 	t.Helper()
-	rec := ingest.NewRecorder(st, ingest.RecorderConfig{})
+	cat := catalog.New(st, 0, nil)
+	rec := ingest.NewRecorder(st, ingest.RecorderConfig{Catalog: cat})
 	t.Cleanup(rec.Close)
 	tel, err := telemetry.Setup(context.Background(), "signalbox-test", false)
 	require.NoError(t, err)
-	cfg := api.Config{Store: st, Recorder: rec, Logger: slog.New(slog.DiscardHandler), Metrics: tel.Metrics, Meter: tel.Meter}
+	cfg := api.Config{Store: st, Recorder: rec, Logger: slog.New(slog.DiscardHandler), Metrics: tel.Metrics, Meter: tel.Meter,
+		Catalog: cat}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -115,6 +115,10 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	for _, r := range engine.Routes() {
 		routes[r.Method+" "+oaGinParam.ReplaceAllString(r.Path, "{$1}")] = true
 	}
+	// Sub-resources of an event type are served by the GET catch-all.
+	for suffix := range srv.eventTypeSubroutes {
+		routes["GET /v1/event-types/{name}/"+suffix] = true
+	}
 	require.NotEmpty(t, routes)
 	ops := oaOperations(t, oaDoc(t))
 	var undocumented, unrouted []string
@@ -378,6 +382,9 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 	for id, cap := range map[string]int{"createSource": maxSourceBody, "patchSource": maxSourceBody, "receiveDelivery": maxInboundBody} {
 		caps[id] = cap
 	}
+	// The event catalog's bodies.
+	caps["createEventType"], caps["patchEventType"] = maxEventTypeBody, maxEventTypeBody
+	caps["declareEventTypes"], caps["patchWorkspace"] = maxDeclareBody, maxContactBody
 	for key, op := range ops {
 		rb, ok := op["requestBody"]
 		if !ok {

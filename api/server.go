@@ -72,6 +72,9 @@ type Config struct {
 	// DeliveryRetention hides deliveries older than this from listings
 	// (DELIVERY_RETENTION); 0 hides none.
 	DeliveryRetention time.Duration
+	// Catalog is told when a workspace's event catalog changes (the
+	// recorder's catalog.Catalog).
+	Catalog interface{ Invalidate(workspaceID uuid.UUID) }
 }
 
 // DefaultQuotaPause holds back each 429 quota_exceeded answer. A refusal
@@ -93,6 +96,9 @@ type Server struct {
 	cfg      Config
 	metrics  serverMetrics
 	sources  *sourceCache
+	// eventTypeSubroutes serves GET /v1/event-types/{name}/{suffix} by
+	// suffix ("stats", "feed", ...); see registerEventTypes.
+	eventTypeSubroutes map[string]eventTypeSubroute
 }
 
 // New makes a Server.
@@ -129,6 +135,8 @@ func New(cfg Config) *Server {
 		cfg:      cfg,
 		metrics:  newServerMetrics(cfg.Meter),
 		sources:  newSourceCache(cfg.Store, cfg.SourceCacheTTL),
+
+		eventTypeSubroutes: map[string]eventTypeSubroute{},
 	}
 }
 
@@ -175,6 +183,8 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/usage", s.usage)
 	v1.GET("/workspace", s.getWorkspace)
 	v1.POST("/workspace/webhook-secret/rotate", s.rotateWebhookSecret)
+	v1.PATCH("/workspace", s.patchWorkspace)
+	s.registerEventTypes(v1)
 
 	v1.POST("/automations", s.createAutomation)
 	v1.POST("/automations/validate", s.validateAutomation)

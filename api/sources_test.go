@@ -588,3 +588,48 @@ func TestSourceRefusesBadDefinitions(t *testing.T) {
 	c.problem(http.StatusNotFound, "not_found", "GET", "/v1/sources/not-a-uuid", nil)
 	(&client{h: h}).problem(http.StatusUnauthorized, "unauthorized", "GET", "/v1/sources", nil)
 }
+
+// TestSourceCatalogRefusalsAreSkipped: an event the catalog refuses (a
+// schema violation in enforce mode, an undeclared name in a workspace that
+// refuses them) is a payload the source cannot map: 202, kept skipped with
+// the refusal as its reason, and replayable once the contract is fixed.
+func TestSourceCatalogRefusalsAreSkipped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.workspace(store.PlanStarter)
+	c.expect(http.StatusCreated, "POST", "/v1/event-types", map[string]any{
+		"name": "invoice.paid", "description": "A paid invoice", "schema_mode": "enforce",
+		"schema": map[string]any{"type": "object", "required": []any{"amount_paid"},
+			"properties": map[string]any{"amount_paid": map[string]any{"type": "integer"}}}})
+	src := c.expect(http.StatusCreated, "POST", "/v1/sources", map[string]any{
+		"name": "Stripe", "email_path": "data.object.customer_email", "event_name_path": "type",
+		"properties_path": "data.object", "external_id_path": "id"})
+	path := sourcePath(t, src)
+	payload := func(id, typ, amount string) []byte {
+		return []byte(fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"data":{"object":{"id":"in_1","object":"invoice",
+			"customer_email":"ivy@example.com","amount_paid":%s,"currency":"usd"}}}`, id, typ, amount))
+	}
+
+	got := h.deliver(http.StatusAccepted, path, payload("evt_1", "invoice.paid", `"2000"`), nil)
+	require.Equal(t, "skipped", got["status"])
+	require.Contains(t, got["reason"], "schema_violation")
+	require.Contains(t, got["reason"], "/properties/amount_paid (type)")
+	require.Nil(t, got["event_id"])
+	kept := c.list("/v1/sources/"+src["id"].(string)+"/deliveries?status=skipped", 10)
+	require.Len(t, kept, 1, "the refused payload is kept")
+	require.Equal(t, got["reason"], kept[0]["reason"])
+	require.Empty(t, c.list("/v1/events", 10))
+
+	require.Equal(t, "accepted", h.deliver(http.StatusAccepted, path, payload("evt_2", "invoice.paid", "2000"), nil)["status"])
+
+	// An undeclared name in a workspace that refuses them.
+	c.expect(http.StatusOK, "PATCH", "/v1/workspace", map[string]any{"undeclared_events": "reject"})
+	got = h.deliver(http.StatusAccepted, path, payload("evt_3", "invoice.voided", "0"), nil)
+	require.Equal(t, "skipped", got["status"])
+	require.Contains(t, got["reason"], "undeclared_event")
+
+	// Declared, the same payload replays into an event.
+	c.expect(http.StatusCreated, "POST", "/v1/event-types", map[string]any{"name": "invoice.voided"})
+	replayed := c.expect(http.StatusOK, "POST", "/v1/sources/"+src["id"].(string)+"/deliveries/"+got["delivery_id"].(string)+"/replay", nil)
+	require.Equal(t, "accepted", replayed["status"])
+}

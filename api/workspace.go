@@ -22,6 +22,9 @@ type workspaceResponse struct {
 	// PreviousWebhookSecretUntil is, after a rotation, until when
 	// deliveries are also signed with the previous secret.
 	PreviousWebhookSecretUntil *time.Time `json:"previous_webhook_secret_until"`
+	// UndeclaredEvents says what happens to an event whose name is not
+	// declared: "accept" or "reject" (422 undeclared_event).
+	UndeclaredEvents string `json:"undeclared_events"`
 }
 
 func (s *Server) workspaceOut(c *gin.Context, keys store.WebhookKeys) (workspaceResponse, error) {
@@ -30,7 +33,8 @@ func (s *Server) workspaceOut(c *gin.Context, keys store.WebhookKeys) (workspace
 		return workspaceResponse{}, err
 	}
 	return workspaceResponse{ID: ws.ID.String(), Name: ws.Name, Plan: string(ws.Plan), CreatedAt: ws.CreatedAt,
-		WebhookSecret: activities.WebhookSecretString(keys.Current), PreviousWebhookSecretUntil: keys.PreviousUntil}, nil
+		WebhookSecret: activities.WebhookSecretString(keys.Current), PreviousWebhookSecretUntil: keys.PreviousUntil,
+		UndeclaredEvents: ws.UndeclaredEvents}, nil
 }
 
 // getWorkspace answers GET /v1/workspace: the workspace of the API key,

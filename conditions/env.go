@@ -259,7 +259,8 @@ func (e *Env) compile(expr string, kind Kind) (*Program, error) {
 		// Programs fail to build on constant inputs that cannot work, such as a bad regex.
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return &Program{env: e, expr: expr, kind: kind, prg: prg, cost: est.Max, paths: readPaths(ast)}, nil
+	return &Program{env: e, expr: expr, kind: kind, prg: prg, cost: est.Max, paths: readPaths(ast),
+		comparisons: readComparisons(ast)}, nil
 }
 
 // issuesDetail formats CEL's compile issues as "line:column: message" joined by "; ", without

@@ -43,6 +43,8 @@ type Program struct {
 	// paths are the variables' fields the expression reads, such as
 	// event.properties.amount, for Reads.
 	paths [][]string
+	// comparisons are its comparisons of a field with a literal.
+	comparisons []Comparison
 }
 
 // Expr returns the source of the expression.

@@ -65,6 +65,15 @@ type Config struct {
 	// TriggerCacheTTL bounds how long another replica's change to an
 	// automation takes to reach this one (TRIGGER_CACHE_TTL, default 5s).
 	TriggerCacheTTL time.Duration
+	// CatalogCacheTTL bounds how long another replica's change to the
+	// event catalog (declarations, schemas, the undeclared-event setting)
+	// takes to reach this one (CATALOG_CACHE_TTL, default 5s).
+	CatalogCacheTTL time.Duration
+	// BenchSkipNameCounts leaves the event catalog's per-name counters
+	// uncounted (BENCH_SKIP_NAME_COUNTS): only signalbox-bench sets it, on
+	// a second API, as the baseline of what the counters cost. The
+	// catalog's counts are wrong under it.
+	BenchSkipNameCounts bool
 	// OutboxPoll is how often the outbox is swept for intents not yet
 	// delivered (OUTBOX_POLL, default 1s).
 	OutboxPoll time.Duration
@@ -155,6 +164,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.TriggerCacheTTL, err = duration(getenv, "TRIGGER_CACHE_TTL", 5*time.Second); err != nil {
 		errs = append(errs, err)
+	}
+	if c.CatalogCacheTTL, err = duration(getenv, "CATALOG_CACHE_TTL", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if v := getenv("BENCH_SKIP_NAME_COUNTS"); v != "" {
+		if c.BenchSkipNameCounts, err = strconv.ParseBool(v); err != nil {
+			errs = append(errs, fmt.Errorf("BENCH_SKIP_NAME_COUNTS: %q is not true or false", v))
+		}
 	}
 	if c.OutboxPoll, err = duration(getenv, "OUTBOX_POLL", time.Second); err != nil {
 		errs = append(errs, err)

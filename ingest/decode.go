@@ -68,6 +68,9 @@ type FieldError struct {
 	// automation definitions: "/steps/2/yes/0/condition".
 	Pointer string `json:"pointer,omitempty"`
 	Code    string `json:"code"`
+	// Keyword is the JSON Schema keyword that failed, for schema
+	// violations ("type", "required").
+	Keyword string `json:"keyword,omitempty"`
 	Detail  string `json:"detail"`
 }
 

@@ -26,6 +26,9 @@ type RecorderConfig struct {
 	// OnIntents is called after a commit that wrote outbox intents, to
 	// deliver them at once (the dispatcher's Wake).
 	OnIntents func()
+	// Catalog, when set, checks every request's events against the
+	// workspace's event catalog before they are recorded (package catalog).
+	Catalog Checker
 }
 
 func (c *RecorderConfig) defaults() {
@@ -104,6 +107,15 @@ func newRecorder(s recordStore, cfg RecorderConfig) *Recorder {
 // database failure; on any error nothing of the request was stored, except
 // that a cancelled caller may not learn of a commit that still happened.
 func (r *Recorder) Record(ctx context.Context, req *store.RecordRequest) (store.RecordOutcome, error) {
+	if r.cfg.Catalog != nil {
+		refusedAll, err := checkCatalog(ctx, r.cfg.Catalog, req)
+		if err != nil {
+			return store.RecordOutcome{}, err
+		}
+		if refusedAll {
+			return refusedOutcome(req), nil
+		}
+	}
 	d := r.quota.decide(req)
 	if d.route == routeAlone {
 		release, err := r.quota.takeTurn(ctx, req.WorkspaceID)

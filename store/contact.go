@@ -232,6 +232,9 @@ func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (i
 			return fmt.Errorf("cancel enrollments: %w", err)
 		}
 		ended = int(tag.RowsAffected())
+		if err := deleteContactEvents(ctx, tx, workspaceID, id); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `DELETE FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
 		return err
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,18 +80,37 @@ func deliveryReason(err error) string {
 		return "contact_not_found: no contact has this email and the source's create_if_missing is false"
 	case errors.Is(err, ErrExternalIDConflict):
 		return "external_id_conflict: the external id already names an event of another contact or another name"
+	case errors.Is(err, ErrUndeclaredEvent):
+		return "undeclared_event: the event name is not declared and the workspace refuses undeclared events"
+	}
+	var se *SchemaError
+	if errors.As(err, &se) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "schema_violation: %s", se.Error())
+		for i, v := range se.Violations {
+			if i == 5 {
+				fmt.Fprintf(&b, "; and %d more", len(se.Violations)-i)
+				break
+			}
+			fmt.Fprintf(&b, "; %s (%s): %s", v.Pointer, v.Keyword, v.Detail)
+		}
+		return b.String()
 	}
 	return "refused: " + err.Error()
 }
 
 // deliveryCTE writes the group's deliveries beside the usage count (see
-// countUsage), so they cost no statement of their own; deliveryArgs are its
-// parameters, $5 on.
-const deliveryCTE = `, deliver AS (
+// countUsage), so they cost no statement of their own; its parameters,
+// deliveryArgs, are numbered from first on.
+func deliveryCTE(first int) string {
+	return fmt.Sprintf(`, deliver AS (
 			INSERT INTO source_deliveries (source_id, id, received_at, status, reason, event_id, duplicate, replay_of, payload)
-			SELECT d.source_id, d.id, $13, d.status, d.reason, d.event_id, d.dup, d.replay_of, d.payload
-			FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::uuid[], $10::bool[], $11::uuid[], $12::bytea[])
-			     AS d(source_id, id, status, reason, event_id, dup, replay_of, payload))`
+			SELECT d.source_id, d.id, $%[9]d, d.status, d.reason, d.event_id, d.dup, d.replay_of, d.payload
+			FROM unnest($%[1]d::uuid[], $%[2]d::uuid[], $%[3]d::text[], $%[4]d::text[], $%[5]d::uuid[], $%[6]d::bool[],
+			            $%[7]d::uuid[], $%[8]d::bytea[])
+			     AS d(source_id, id, status, reason, event_id, dup, replay_of, payload))`,
+		first, first+1, first+2, first+3, first+4, first+5, first+6, first+7, first+8)
+}
 
 // deliveryArgs are deliveryCTE's parameters for the group's deliveries,
 // received at at.

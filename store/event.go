@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,15 +23,28 @@ type Event struct {
 	OccurredAt  time.Time       `json:"occurred_at"`
 	ReceivedAt  time.Time       `json:"received_at"`
 	DeletedAt   *time.Time      `json:"deleted_at,omitempty"`
+	// Declared says whether the event's name is declared in the catalog
+	// now (it follows declarations made after the event arrived).
+	Declared bool `json:"declared"`
+	// SchemaVersion is the version of its type's schema the event was
+	// checked against when it arrived; nil when the type had none.
+	SchemaVersion *int `json:"schema_version"`
+	// SchemaErrors lists how it broke that schema (flag mode); nil when it
+	// conformed or was not checked.
+	SchemaErrors []SchemaViolation `json:"schema_errors"`
 }
 
+// eventColumns reads an event from table alias events; declared is the
+// name's declaration now, a primary-key probe of event_types.
 const eventColumns = `id, workspace_id, contact_id, name, properties, external_id, goal_type,
-	goal_value::float8, occurred_at, received_at, deleted_at`
+	goal_value::float8, occurred_at, received_at, deleted_at,
+	EXISTS (SELECT 1 FROM event_types t WHERE t.workspace_id = events.workspace_id AND t.name = events.name),
+	schema_version, schema_errors`
 
 func scanEvent(row pgx.Row) (Event, error) {
 	var e Event
 	err := row.Scan(&e.ID, &e.WorkspaceID, &e.ContactID, &e.Name, &e.Properties, &e.ExternalID, &e.GoalType,
-		&e.GoalValue, &e.OccurredAt, &e.ReceivedAt, &e.DeletedAt)
+		&e.GoalValue, &e.OccurredAt, &e.ReceivedAt, &e.DeletedAt, &e.Declared, &e.SchemaVersion, &e.SchemaErrors)
 	return e, notFound(err)
 }
 
@@ -62,6 +76,12 @@ type EventFilter struct {
 	After          *EventCursor
 	Limit          int
 	IncludeDeleted bool
+	// Declared, when set, keeps events whose name is declared (true) or
+	// not (false), as the catalog stands now.
+	Declared *bool
+	// SchemaValid, when set, keeps events checked against a schema that
+	// conformed (true) or that did not (false).
+	SchemaValid *bool
 }
 
 // ListEvents returns unexpired events newest first (by occurred_at, then id)
@@ -97,8 +117,12 @@ func (s *Store) ListEvents(ctx context.Context, workspaceID uuid.UUID, f EventFi
 		  AND ($7::timestamptz IS NULL OR occurred_at >= $7)
 		  AND ($8::timestamptz IS NULL OR occurred_at < $8)
 		  AND ($9::timestamptz IS NULL OR (occurred_at, id) < ($9, $10::uuid))
+		  AND ($12::bool IS NULL OR $12 = EXISTS (SELECT 1 FROM event_types t WHERE t.workspace_id = $1 AND t.name = events.name))
+		  AND ($13::bool IS NULL OR ($13 AND schema_version IS NOT NULL AND schema_errors IS NULL)
+		       OR (NOT $13 AND schema_errors IS NOT NULL))
 		ORDER BY occurred_at DESC, id DESC LIMIT $11`,
-		workspaceID, s.cutoff(), f.IncludeDeleted, f.Name, contact, f.Email, since, until, afterAt, afterID, f.Limit+1)
+		workspaceID, s.cutoff(), f.IncludeDeleted, f.Name, contact, f.Email, since, until, afterAt, afterID, f.Limit+1,
+		f.Declared, f.SchemaValid)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,35 +139,60 @@ func (s *Store) ListEvents(ctx context.Context, workspaceID uuid.UUID, f EventFi
 }
 
 // DeleteEvent soft-deletes an event: it leaves the log and the timeline but
-// can be restored until it expires. Deleting twice is harmless.
+// can be restored until it expires. Deleting twice is harmless. The
+// catalog's count of its name drops in the same statement, once.
 func (s *Store) DeleteEvent(ctx context.Context, workspaceID, id uuid.UUID) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE events SET deleted_at = coalesce(deleted_at, now())
-		WHERE workspace_id = $1 AND id = $2 AND received_at > $3`, workspaceID, id, s.cutoff())
+	var n int
+	err := s.pool.QueryRow(ctx, `WITH old AS (
+			SELECT id, name, received_at, deleted_at FROM events
+			WHERE workspace_id = $1 AND id = $2 AND received_at > $3 FOR UPDATE),
+		upd AS (UPDATE events e SET deleted_at = coalesce(old.deleted_at, now()) FROM old WHERE e.id = old.id RETURNING e.id),
+		cnt AS (`+fmt.Sprintf(bumpNameCounts, `SELECT $1, name, date_trunc('hour', received_at, 'UTC'), $4::smallint, -1,
+			received_at, received_at FROM old WHERE deleted_at IS NULL`)+`)
+		SELECT count(*) FROM upd`, workspaceID, id, s.cutoff(), nameCountShard()).Scan(&n)
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return ErrNotFound
 	}
 	return nil
 }
 
-// RestoreEvent undoes a soft delete and returns the event.
+// RestoreEvent undoes a soft delete and returns the event; the catalog's
+// count of its name goes back up in the same statement, once.
 func (s *Store) RestoreEvent(ctx context.Context, workspaceID, id uuid.UUID) (Event, error) {
-	return scanEvent(s.pool.QueryRow(ctx, `UPDATE events SET deleted_at = NULL
-		WHERE workspace_id = $1 AND id = $2 AND received_at > $3 RETURNING `+eventColumns,
-		workspaceID, id, s.cutoff()))
+	return scanEvent(s.pool.QueryRow(ctx, `WITH old AS (
+			SELECT id, name, received_at, deleted_at FROM events
+			WHERE workspace_id = $1 AND id = $2 AND received_at > $3 FOR UPDATE),
+		cnt AS (`+fmt.Sprintf(bumpNameCounts, `SELECT $1, name, date_trunc('hour', received_at, 'UTC'), $4::smallint, 1,
+			received_at, received_at FROM old WHERE deleted_at IS NOT NULL`)+`)
+		UPDATE events SET deleted_at = NULL FROM old WHERE events.id = old.id RETURNING `+qualifiedEventColumns,
+		workspaceID, id, s.cutoff(), nameCountShard()))
 }
+
+// qualifiedEventColumns is eventColumns where another table of the
+// statement has the same column names.
+const qualifiedEventColumns = `events.id, events.workspace_id, events.contact_id, events.name, events.properties,
+	events.external_id, events.goal_type, events.goal_value::float8, events.occurred_at, events.received_at,
+	events.deleted_at,
+	EXISTS (SELECT 1 FROM event_types t WHERE t.workspace_id = events.workspace_id AND t.name = events.name),
+	events.schema_version, events.schema_errors`
 
 // PurgeExpired hard-deletes at most limit expired events, oldest first, and
 // says how many it removed. Each call walks only the old end of the
 // received_at index, so its cost does not grow with the table; the sweeper
-// calls it until it returns less than limit.
+// calls it until it returns less than limit. The catalog's counts lose the
+// purged events that were not soft-deleted in the same statement.
 func (s *Store) PurgeExpired(ctx context.Context, limit int) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE id IN (
-		SELECT id FROM events WHERE received_at <= $1 ORDER BY received_at LIMIT $2)`, s.cutoff(), limit)
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
+	var n int64
+	err := s.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM events WHERE id IN (
+				SELECT id FROM events WHERE received_at <= $1 ORDER BY received_at LIMIT $2)
+			RETURNING workspace_id, name, received_at, deleted_at),
+		cnt AS (`+fmt.Sprintf(bumpNameCounts, `SELECT workspace_id, name, date_trunc('hour', received_at, 'UTC'),
+			$3::smallint, -count(*), min(received_at), max(received_at)
+			FROM gone WHERE deleted_at IS NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`)+`)
+		SELECT count(*) FROM gone`, s.cutoff(), limit, nameCountShard()).Scan(&n)
+	return n, err
 }

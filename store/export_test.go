@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // Internals the tests of package store_test look at.
 
 // WaitLockStripes is waitLockStripes.
@@ -7,3 +9,7 @@ const WaitLockStripes = waitLockStripes
 
 // WaitLockKey is the two-key advisory lock of a contact's wait stripe.
 func WaitLockKey(contact [16]byte) (int32, int32) { return waitLockClass, waitStripe(contact) }
+
+// SetNow replaces the store's clock (reads of retention and the catalog's
+// count window use it).
+func SetNow(s *Store, now func() time.Time) { s.now = now }

@@ -28,9 +28,18 @@ type keptResult struct {
 	Triggered int    `json:"triggered,omitempty"`
 	Resumed   int    `json:"resumed,omitempty"`
 	Exited    int    `json:"exited,omitempty"`
+	// Schema is the refusal of an item that broke an enforced schema.
+	Schema *keptSchemaError `json:"schema,omitempty"`
 }
 
-var itemErrors = map[string]error{"contact_not_found": ErrContactNotFound, "external_id_conflict": ErrExternalIDConflict}
+type keptSchemaError struct {
+	Name       string            `json:"name"`
+	Version    int               `json:"version"`
+	Violations []SchemaViolation `json:"violations"`
+}
+
+var itemErrors = map[string]error{"contact_not_found": ErrContactNotFound, "external_id_conflict": ErrExternalIDConflict,
+	"undeclared_event": ErrUndeclaredEvent}
 
 func keep(o RecordOutcome) keptOutcome {
 	k := keptOutcome{Results: make([]keptResult, len(o.Results)), Tracked: o.Tracked}
@@ -42,6 +51,10 @@ func keep(o RecordOutcome) keptOutcome {
 				k.Results[i].Error = code
 			}
 		}
+		if se, ok := r.Err.(*SchemaError); ok {
+			k.Results[i].Error = "schema_violation"
+			k.Results[i].Schema = &keptSchemaError{Name: se.Name, Version: se.Version, Violations: se.Violations}
+		}
 	}
 	return k
 }
@@ -51,6 +64,9 @@ func (k keptOutcome) outcome() RecordOutcome {
 	for i, r := range k.Results {
 		o.Results[i] = EventResult{EventID: r.EventID, ContactID: r.ContactID, ContactCreated: r.ContactCreated,
 			Duplicate: r.Duplicate, Err: itemErrors[r.Error], Triggered: r.Triggered, Resumed: r.Resumed, Exited: r.Exited}
+		if r.Schema != nil {
+			o.Results[i].Err = &SchemaError{Name: r.Schema.Name, Version: r.Schema.Version, Violations: r.Schema.Violations}
+		}
 	}
 	return o
 }

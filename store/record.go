@@ -59,6 +59,15 @@ type EventInput struct {
 	// EmitDepth is set on events that automations emit; see
 	// decision.MaxDepth.
 	EmitDepth int
+
+	// The catalog's verdict (package catalog, applied by the recorder):
+	// SchemaVersion is the version of the type's schema the properties were
+	// checked against (0: none), SchemaErrors the violations found, kept
+	// with the event (flag mode). Refused, when set, is the item's error
+	// (ErrUndeclaredEvent or a *SchemaError): nothing of it is stored.
+	SchemaVersion int
+	SchemaErrors  []SchemaViolation
+	Refused       error
 }
 
 // event is the input as automations see it once recorded with id at at.
@@ -187,6 +196,9 @@ func (s *Store) recordNew(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest,
 	}
 	for i, r := range reqs {
 		out[i].Results = make([]EventResult, len(r.Events))
+		for j, e := range r.Events {
+			out[i].Results[j].Err = e.Refused
+		}
 	}
 	if err := precheckExternalIDs(ctx, tx, reqs, out); err != nil {
 		return nil, err
@@ -362,7 +374,7 @@ func precheckExternalIDs(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, 
 	refs := map[contactKey][]itemRef{}
 	for ri, r := range reqs {
 		for ii, e := range r.Events {
-			if e.ExternalID == "" {
+			if e.ExternalID == "" || out[ri].Results[ii].Err != nil {
 				continue
 			}
 			k := contactKey{r.WorkspaceID, e.ExternalID}
@@ -524,13 +536,14 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 				return err
 			}
 			plain = append(plain, []any{res.EventID, r.WorkspaceID, res.ContactID, e.Name, e.Properties,
-				nil, nullString(e.GoalType), goal, e.OccurredAt, now, int16(e.EmitDepth)})
+				nil, nullString(e.GoalType), goal, e.OccurredAt, now, int16(e.EmitDepth),
+				schemaVersion(e.SchemaVersion), schemaErrors(e.SchemaErrors)})
 		}
 	}
 	if len(plain) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
 			[]string{"id", "workspace_id", "contact_id", "name", "properties", "external_id", "goal_type",
-				"goal_value", "occurred_at", "received_at", "emit_depth"},
+				"goal_value", "occurred_at", "received_at", "emit_depth", "schema_version", "schema_errors"},
 			pgx.CopyFromRows(plain))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
@@ -557,6 +570,8 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		goalTypes, goalValues = make([]*string, n), make([]*string, n)
 		occurred              = make([]time.Time, n)
 		depths                = make([]int16, n)
+		versions              = make([]*int32, n)
+		violations            = make([]*string, n)
 	)
 	for i, k := range keys {
 		refs := byExt[k]
@@ -579,22 +594,28 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		goalTypes[i], goalValues[i] = nullString(latest.GoalType), nullString(latest.GoalValue)
 		occurred[i] = latest.OccurredAt
 		depths[i] = int16(first.EmitDepth)
+		versions[i] = schemaVersion(latest.SchemaVersion)
+		if v, ok := schemaErrors(latest.SchemaErrors).(string); ok {
+			violations[i] = &v
+		}
 	}
 	// A repeat updates the stored event only when it is newer; xmax = 0 tells
 	// a fresh insert from an update.
 	rows, err := tx.Query(ctx, `INSERT INTO events (id, workspace_id, contact_id, name, properties, external_id,
-			goal_type, goal_value, occurred_at, received_at, emit_depth)
-		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.ext, u.goal_type, u.goal_value::numeric, u.occurred, $10, u.depth
+			goal_type, goal_value, occurred_at, received_at, emit_depth, schema_version, schema_errors)
+		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.ext, u.goal_type, u.goal_value::numeric, u.occurred, $10, u.depth,
+		       u.version, u.violations::jsonb
 		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-		            $9::timestamptz[], $11::smallint[])
-		     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred, depth)
+		            $9::timestamptz[], $11::smallint[], $12::int[], $13::text[])
+		     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred, depth, version, violations)
 		ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO UPDATE SET
 			properties = excluded.properties, goal_type = excluded.goal_type,
-			goal_value = excluded.goal_value, occurred_at = excluded.occurred_at
+			goal_value = excluded.goal_value, occurred_at = excluded.occurred_at,
+			schema_version = excluded.schema_version, schema_errors = excluded.schema_errors
 		WHERE events.occurred_at < excluded.occurred_at
 		  AND events.contact_id = excluded.contact_id AND events.name = excluded.name
 		RETURNING workspace_id, external_id, id, xmax = 0, contact_id, name`,
-		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now, depths)
+		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now, depths, versions, violations)
 	if err != nil {
 		return fmt.Errorf("upsert events: %w", err)
 	}
@@ -695,17 +716,22 @@ func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest
 	for i, ws := range wss {
 		counts[i] = added[ws]
 	}
+	cte, cteArgs := s.nameCounts(reqs, out, now)
+	args := append([]any{wss, counts, Period(now), rand.IntN(usageShards)}, cteArgs...)
+	deliveries := deliveryCTE(len(args) + 1)
+	args = append(args, deliveryArgs(reqs, out, now)...)
 	// The CTE's increment is invisible to the outer SELECT (one snapshot), so
 	// the sum is the count before this transaction's events.
 	rows, err := tx.Query(ctx, `WITH bump AS (
 			INSERT INTO usage_counters (workspace_id, period, shard, tracked)
 			SELECT ws, $3, $4, n FROM unnest($1::uuid[], $2::bigint[]) AS u(ws, n) WHERE n > 0
 			ON CONFLICT (workspace_id, period, shard) DO UPDATE SET tracked = usage_counters.tracked + excluded.tracked)`+
-		// Inbound sources' deliveries ride along: no statement of their own.
-		deliveryCTE+`
+		// The catalog's per-name counters and inbound sources' deliveries
+		// ride in the same round trip.
+		cte+deliveries+`
 		SELECT u.ws, coalesce((SELECT sum(c.tracked) FROM usage_counters c WHERE c.workspace_id = u.ws AND c.period = $3), 0)::bigint
 		FROM unnest($1::uuid[]) AS u(ws)`,
-		append([]any{wss, counts, Period(now), rand.IntN(usageShards)}, deliveryArgs(reqs, out, now)...)...)
+		args...)
 	if err != nil {
 		return fmt.Errorf("count usage: %w", err)
 	}

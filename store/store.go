@@ -45,6 +45,9 @@ type Config struct {
 	// SkipDecisions leaves the record path's decisions unwritten; only the
 	// benchmark sets it, as the baseline of what keeping them costs.
 	SkipDecisions bool
+	// SkipNameCounts leaves the catalog's per-name counters uncounted;
+	// only the benchmark sets it, as the baseline of what they cost.
+	SkipNameCounts bool
 }
 
 // DefaultRetention keeps events for two years.
@@ -59,6 +62,8 @@ type Store struct {
 	// skipDecisions leaves the record path's decisions unwritten (the
 	// benchmark's baseline for what keeping them costs).
 	skipDecisions bool
+	// skipNameCounts leaves the catalog's counters alone (benchmark only).
+	skipNameCounts bool
 	// recordBegin starts a record transaction with its timeouts.
 	recordBegin string
 }
@@ -102,7 +107,8 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
 	return &Store{pool: pool, now: time.Now, retention: cfg.Retention, skipDecisions: cfg.SkipDecisions,
-		recordBegin: recordBeginQuery(cfg.StatementTimeout, cfg.LockTimeout)}, nil
+		skipNameCounts: cfg.SkipNameCounts,
+		recordBegin:    recordBeginQuery(cfg.StatementTimeout, cfg.LockTimeout)}, nil
 }
 
 // Close releases every connection.

@@ -61,6 +61,8 @@ type Workspace struct {
 	Name      string
 	Plan      Plan
 	CreatedAt time.Time
+	// UndeclaredEvents is UndeclaredAccept or UndeclaredReject.
+	UndeclaredEvents string
 }
 
 // APIKey describes a stored key; the secret itself is never kept.
@@ -84,7 +86,7 @@ func (s *Store) CreateWorkspace(ctx context.Context, name string, plan Plan) (Wo
 	if _, err := rand.Read(secret); err != nil {
 		return Workspace{}, apikey.Key{}, err
 	}
-	ws := Workspace{ID: NewID(), Name: name, Plan: plan}
+	ws := Workspace{ID: NewID(), Name: name, Plan: plan, UndeclaredEvents: UndeclaredAccept}
 	var key apikey.Key
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx,
@@ -102,8 +104,8 @@ func (s *Store) CreateWorkspace(ctx context.Context, name string, plan Plan) (Wo
 // GetWorkspace reads one workspace.
 func (s *Store) GetWorkspace(ctx context.Context, id uuid.UUID) (Workspace, error) {
 	ws := Workspace{ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT name, plan, created_at FROM workspaces WHERE id = $1`, id).
-		Scan(&ws.Name, &ws.Plan, &ws.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT name, plan, created_at, undeclared_events FROM workspaces WHERE id = $1`, id).
+		Scan(&ws.Name, &ws.Plan, &ws.CreatedAt, &ws.UndeclaredEvents)
 	return ws, notFound(err)
 }
 

@@ -83,7 +83,7 @@ type apiProcess struct {
 // stays out so tracing is off, as it is by default.
 var passEnv = []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG",
 	"DB_MAX_CONNS", "DB_STATEMENT_TIMEOUT", "DB_LOCK_TIMEOUT", "INGEST_COMMITTERS", "AUTH_CACHE_TTL", "TRIGGER_CACHE_TTL", "OUTBOX_POLL",
-	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "DECISION_RETENTION"}
+	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "DECISION_RETENTION", "CATALOG_CACHE_TTL", "BENCH_SKIP_NAME_COUNTS"}
 
 // startAPI runs `bin api` against databaseURL on a free loopback port.
 func startAPI(bin, databaseURL string, getenv func(string) string, withPprof bool) (*apiProcess, error) {

@@ -237,6 +237,19 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		}
 	}
 
+	if b.cfg.phases["catalog"] {
+		var err error
+		if rep.Catalog, err = b.measureCatalog(ctx); err != nil {
+			return nil, err
+		}
+		for _, p := range []catalogPair{rep.Catalog.Schema, rep.Catalog.Counters} {
+			for _, r := range p.Runs {
+				rep.addErrors(r.With.Errors, r.With.first)
+				rep.addErrors(r.Without.Errors, r.Without.first)
+			}
+		}
+	}
+
 	if b.cfg.phases["decisions"] {
 		var err error
 		if rep.Decisions, err = b.measureDecisions(ctx); err != nil {

@@ -22,6 +22,10 @@
 //   - what keeping decisions costs: single events that each write one
 //     decision, against a second API on the same database with
 //     DECISION_RETENTION=0 (see decisions.go);
+//   - what the event catalog costs: single events checked against a
+//     20-property schema in enforce mode against the same events without
+//     one, and the per-name counters against a second API that skips them
+//     (see catalog.go);
 //   - the API process's peak RSS.
 //
 // The baseline writes into bench_events, made with CREATE TABLE ... (LIKE
@@ -89,7 +93,7 @@ type config struct {
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
-var phaseNames = []string{"single", "batch1", "batchN", "latency", "noisy", "sources", "decisions"}
+var phaseNames = []string{"single", "batch1", "batchN", "latency", "noisy", "sources", "catalog", "decisions"}
 
 // parseFlags reads the command line; DATABASE_URL is the default database.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -110,7 +114,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.signalbox, "signalbox", "", "signalbox binary to run (default: go build ./cmd/signalbox into a temp dir)")
 	fs.StringVar(&c.pprofDir, "pprof", "", "build the API with net/http/pprof and save CPU profiles of the signalbox phases to this directory")
 	phases := fs.String("phases", strings.Join(phaseNames, ","),
-		"comma-separated phases to run: single, batch1, batchN (-batch-clients clients), latency (needs single), noisy, sources, decisions")
+		"comma-separated phases to run: single, batch1, batchN (-batch-clients clients), latency (needs single), noisy, sources, catalog, decisions")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

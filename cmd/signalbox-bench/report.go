@@ -28,6 +28,7 @@ type report struct {
 	Noisy         *noisyReport     `json:"noisy,omitempty"`
 	Decisions     *decisionsReport `json:"decisions,omitempty"`
 	Sources       *sourcesReport   `json:"sources,omitempty"`
+	Catalog       *catalogReport   `json:"catalog,omitempty"`
 	APIPeakRSSMiB float64          `json:"api_peak_rss_mib"`
 	Errors        int64            `json:"errors"`
 	FirstError    string           `json:"first_error,omitempty"`
@@ -150,6 +151,9 @@ func printReport(w io.Writer, r *report) {
 	}
 	if sr := r.Sources; sr != nil {
 		printSources(w, sr)
+	}
+	if c := r.Catalog; c != nil {
+		printCatalog(w, c)
 	}
 	if d := r.Decisions; d != nil {
 		printDecisions(w, d)

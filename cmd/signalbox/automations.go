@@ -61,9 +61,19 @@ func runAutomations(ctx context.Context, args []string, getenv func(string) stri
 	var checked struct {
 		Name       string          `json:"name"`
 		Definition json.RawMessage `json:"definition"`
+		// Warnings are what the event catalog says of the definition
+		// (undeclared names, properties the schemas do not declare).
+		Warnings []struct {
+			Pointer string `json:"pointer"`
+			Code    string `json:"code"`
+			Detail  string `json:"detail"`
+		} `json:"warnings"`
 	}
 	if err := c.do(ctx, "POST", "/v1/automations/validate", doc, http.StatusOK, &checked); err != nil {
 		return err
+	}
+	for _, w := range checked.Warnings {
+		fmt.Fprintf(stdout, "warning: %s: %s (%s)\n", w.Pointer, w.Detail, w.Code)
 	}
 	existing, err := c.findByName(ctx, checked.Name)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/api"
+	"github.com/signalbox/signalbox/catalog"
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/config"
 	"github.com/signalbox/signalbox/dispatch"
@@ -62,8 +63,9 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 	}()
 
 	st, err := store.Open(ctx, cfg.DatabaseURL, store.Config{
-		SkipDecisions: cfg.DecisionRetention == 0,
-		MaxConns:      cfg.DBMaxConns, Tracing: cfg.Tracing, Retention: cfg.EventRetention,
+		SkipDecisions:  cfg.DecisionRetention == 0,
+		SkipNameCounts: cfg.BenchSkipNameCounts,
+		MaxConns:       cfg.DBMaxConns, Tracing: cfg.Tracing, Retention: cfg.EventRetention,
 		StatementTimeout: cfg.DBStatementTimeout, LockTimeout: cfg.DBLockTimeout,
 	})
 	if err != nil {
@@ -108,7 +110,8 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 	host, _ := os.Hostname()
 	disp := dispatch.New(st, tc, dispatch.Config{Poll: cfg.OutboxPoll, Namespace: cfg.TemporalNamespace,
 		Identity: fmt.Sprintf("signalbox-dispatcher@%s/%d", host, os.Getpid())}, log)
-	rec := ingest.NewRecorder(st, ingest.RecorderConfig{Committers: cfg.Committers, OnIntents: disp.Wake})
+	cat := catalog.New(st, cfg.CatalogCacheTTL, log)
+	rec := ingest.NewRecorder(st, ingest.RecorderConfig{Committers: cfg.Committers, OnIntents: disp.Wake, Catalog: cat})
 	defer rec.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -149,6 +152,11 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 				return st.PurgeEnded(ctx, cfg.EnrollmentRetention, limit)
 			})
 		})
+		// The catalog's hourly counters older than a day fold into one row
+		// per name.
+		goRun(func() {
+			purge(ctx, cfg.RetentionInterval, "event name counter", log, st.FoldNameCounts)
+		})
 		if cfg.DecisionRetention > 0 {
 			goRun(func() {
 				purge(ctx, cfg.RetentionInterval, "decision", log, func(ctx context.Context, limit int) (int64, error) {
@@ -172,7 +180,7 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		srv := api.New(api.Config{
 			Store: st, Recorder: rec, Logger: log, AuthCacheTTL: cfg.AuthCacheTTL,
 			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter, Conditions: env, Triggers: matcher,
-			OnIntents: disp.Wake, Temporal: tc,
+			OnIntents: disp.Wake, Temporal: tc, Catalog: cat,
 			PublicURL: cfg.PublicURL, SourceCacheTTL: cfg.SourceCacheTTL, DeliveryRetention: cfg.DeliveryRetention,
 		})
 		httpSrv := api.NewHTTPServer(cfg.HTTPAddr, srv.Handler())
