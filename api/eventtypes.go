@@ -85,7 +85,7 @@ func (s *Server) registerEventTypes(v1 *gin.RouterGroup) {
 
 // eventTypeName reads the name from the catch-all; a name that breaks the
 // naming rules cannot exist, so it is a 404 like any unknown one.
-func eventTypeName(c *gin.Context, rest string) (string, error) {
+func eventTypeName(rest string) (string, error) {
 	name := strings.TrimPrefix(rest, "/")
 	if name == "" || ingest.CheckEventName(name) != "" {
 		return "", notFound("event type")
@@ -97,7 +97,7 @@ func (s *Server) eventTypeGET(c *gin.Context) {
 	rest := c.Param("name")
 	if i := strings.LastIndexByte(rest, '/'); i > 0 {
 		if h, ok := s.eventTypeSubroutes[rest[i+1:]]; ok {
-			name, err := eventTypeName(c, rest[:i])
+			name, err := eventTypeName(rest[:i])
 			if err != nil {
 				_ = c.Error(err)
 				return
@@ -106,7 +106,7 @@ func (s *Server) eventTypeGET(c *gin.Context) {
 			return
 		}
 	}
-	name, err := eventTypeName(c, rest)
+	name, err := eventTypeName(rest)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -265,7 +265,7 @@ func tooManyEventTypes() *Error {
 }
 
 func (s *Server) patchEventType(c *gin.Context) {
-	name, err := eventTypeName(c, c.Param("name"))
+	name, err := eventTypeName(c.Param("name"))
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -336,7 +336,7 @@ func sameJSON(a, b json.RawMessage) bool {
 }
 
 func (s *Server) deleteEventType(c *gin.Context) {
-	name, err := eventTypeName(c, c.Param("name"))
+	name, err := eventTypeName(c.Param("name"))
 	if err != nil {
 		_ = c.Error(err)
 		return

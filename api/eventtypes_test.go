@@ -308,3 +308,54 @@ func TestEventTypeCountsFollowDeleteAndRestore(t *testing.T) {
 	c.expect(http.StatusNoContent, "DELETE", "/v1/contacts/"+contact, nil)
 	require.EqualValues(t, 0, count())
 }
+
+// TestCatalogRefusalsReplayWithTheirKey: an Idempotency-Key keeps a
+// refusal's answer like any other, even once the schema has changed.
+func TestCatalogRefusalsReplayWithTheirKey(t *testing.T) {
+	t.Parallel()
+	c := newHarness(t).workspace(store.PlanStarter)
+	c.expect(http.StatusCreated, "POST", "/v1/event-types", map[string]any{
+		"name": "purchase.completed", "schema": amountSchema, "schema_mode": "enforce"})
+	c.event(map[string]any{"name": "warm", "email": "ada@example.com", "create_if_missing": true})
+	body := map[string]any{"events": []any{
+		map[string]any{"name": "purchase.completed", "email": "ada@example.com", "properties": map[string]any{"amount": "x"}},
+		map[string]any{"name": "purchase.completed", "email": "ada@example.com", "properties": map[string]any{"amount": 1, "currency": "EUR"}},
+	}}
+	first := c.doKeyed("/v1/events/batch", "k-1", body)
+	require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+	c.expect(http.StatusOK, "PATCH", "/v1/event-types/purchase.completed", map[string]any{"schema": nil})
+	again := c.doKeyed("/v1/events/batch", "k-1", body)
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	require.JSONEq(t, string(first.Body), string(again.Body))
+	require.EqualValues(t, 1, first.JSON(t)["processed"])
+}
+
+// TestEventTypePagesMixDeclaredAndSeen walks the catalog in small pages,
+// with and without the declared filter.
+func TestEventTypePagesMixDeclaredAndSeen(t *testing.T) {
+	t.Parallel()
+	c := newHarness(t).workspace(store.PlanStarter)
+	declared := []any{"a.1", "b.2", "c.3", "x/5", "y.6"}
+	c.expect(http.StatusOK, "POST", "/v1/event-types/declare", map[string]any{"names": declared})
+	var events []any
+	for _, n := range []string{"a.0", "b.2", "c.4", "x/5", "z.9", "z.9"} {
+		events = append(events, map[string]any{"name": n, "email": "ada@example.com", "create_if_missing": true})
+	}
+	c.expect(http.StatusOK, "POST", "/v1/events/batch", map[string]any{"events": events})
+	names := func(list []map[string]any) []string {
+		var out []string
+		for _, e := range list {
+			out = append(out, e["name"].(string))
+		}
+		return out
+	}
+	for _, limit := range []int{1, 2, 3, 100} {
+		require.Equal(t, []string{"a.0", "a.1", "b.2", "c.3", "c.4", "x/5", "y.6", "z.9"}, names(c.list("/v1/event-types", limit)))
+		require.Equal(t, []string{"a.1", "b.2", "c.3", "x/5", "y.6"}, names(c.list("/v1/event-types?declared=true", limit)))
+		require.Equal(t, []string{"a.0", "c.4", "z.9"}, names(c.list("/v1/event-types?declared=false", limit)))
+	}
+	all := c.list("/v1/event-types", 100)
+	require.EqualValues(t, 2, all[7]["count_total"])
+	require.EqualValues(t, 1, all[2]["count_total"])
+	require.EqualValues(t, 0, all[1]["count_total"])
+}

@@ -33,8 +33,9 @@ type Catalog struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	mu      sync.Mutex
-	entries map[uuid.UUID]*entry
+	// entries maps a workspace to its *entry; read on every request, so
+	// lock-free once the workspace is known.
+	entries sync.Map
 }
 
 // entry is one workspace's catalog; loading serialises its reloads so a
@@ -71,7 +72,7 @@ func New(load Loader, ttl time.Duration, log *slog.Logger) *Catalog {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Catalog{load: load, ttl: ttl, log: log, now: time.Now, entries: map[uuid.UUID]*entry{}}
+	return &Catalog{load: load, ttl: ttl, log: log, now: time.Now}
 }
 
 // Invalidate makes the next request of the workspace read its catalog
@@ -85,14 +86,11 @@ func (c *Catalog) Invalidate(ws uuid.UUID) {
 }
 
 func (c *Catalog) entry(ws uuid.UUID) *entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.entries[ws]
-	if e == nil {
-		e = &entry{}
-		c.entries[ws] = e
+	if e, ok := c.entries.Load(ws); ok {
+		return e.(*entry)
 	}
-	return e
+	e, _ := c.entries.LoadOrStore(ws, &entry{})
+	return e.(*entry)
 }
 
 // rules returns the workspace's catalog, reading it when it is stale.

@@ -22,6 +22,8 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 730*24*time.Hour, c.EventRetention)
 	require.Equal(t, 5*time.Second, c.AuthCacheTTL)
 	require.Equal(t, 5*time.Second, c.TriggerCacheTTL)
+	require.Equal(t, 5*time.Second, c.CatalogCacheTTL)
+	require.False(t, c.BenchSkipNameCounts)
 	require.Equal(t, time.Second, c.OutboxPoll)
 	require.Equal(t, 10*time.Second, c.DBStatementTimeout)
 	require.Equal(t, 3*time.Second, c.DBLockTimeout)
@@ -88,6 +90,8 @@ func TestBadValuesFailFast(t *testing.T) {
 		"ENROLLMENT_RETENTION":    "soon",
 		"DECISION_RETENTION":      "-1d",
 		"IDEMPOTENCY_KEY_TTL":     "-5m",
+		"CATALOG_CACHE_TTL":       "0s",
+		"BENCH_SKIP_NAME_COUNTS":  "sometimes",
 	} {
 		_, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", key: value}))
 		require.ErrorContains(t, err, key, "%s=%s", key, value)

@@ -36,6 +36,7 @@ import (
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/api"
+	"github.com/signalbox/signalbox/catalog"
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/dispatch"
 	"github.com/signalbox/signalbox/flowcontrol"
@@ -131,7 +132,8 @@ func newSystem(t *testing.T, o systemOptions) *system {
 
 	queue := "test-" + uuid.NewString()
 	disp := dispatch.New(st, tc, dispatch.Config{Poll: 100 * time.Millisecond, TaskQueue: queue}, log)
-	rec := ingest.NewRecorder(st, ingest.RecorderConfig{OnIntents: disp.Wake})
+	cat := catalog.New(st, time.Minute, log)
+	rec := ingest.NewRecorder(st, ingest.RecorderConfig{OnIntents: disp.Wake, Catalog: cat})
 	t.Cleanup(rec.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -172,7 +174,7 @@ func newSystem(t *testing.T, o systemOptions) *system {
 	}
 
 	acfg := api.Config{Store: st, Recorder: rec, Logger: log, Conditions: env, Triggers: matcher, OnIntents: disp.Wake,
-		Temporal: tc}
+		Temporal: tc, Catalog: cat}
 	if o.tracing != nil {
 		acfg.Tracer = o.tracing
 	}

@@ -341,14 +341,23 @@ func (s *Store) eventTypeEntries(ctx context.Context, ws uuid.UUID, q catalogQue
 	window := CountWindowStart(now)
 	var out []EventTypeEntry
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `WITH c AS (
+		// Each side is cut to the page before they are joined: a name of
+		// the page is among the first $6 of its side. The counters stream
+		// in name order from their primary key, so a page reads only its
+		// names' rows.
+		rows, err := tx.Query(ctx, `WITH t AS (SELECT `+eventTypeColumns+` FROM `+eventTypeFrom+`
+				WHERE t.workspace_id = $1 AND t.name > $2 AND ($3::text[] IS NULL OR t.name = ANY($3))
+				  AND $4::bool IS DISTINCT FROM false
+				ORDER BY t.name LIMIT $6),
+			c AS (
 				SELECT name, sum(count)::bigint AS total, coalesce(sum(count) FILTER (WHERE hour >= $5), 0)::bigint AS day,
 				       min(first_at) AS first_at, max(last_at) AS last_at
-				FROM event_name_counts
+				FROM event_name_counts n
 				WHERE workspace_id = $1 AND name > $2 AND ($3::text[] IS NULL OR name = ANY($3))
-				GROUP BY name),
-			t AS (SELECT `+eventTypeColumns+` FROM `+eventTypeFrom+`
-				WHERE t.workspace_id = $1 AND t.name > $2 AND ($3::text[] IS NULL OR t.name = ANY($3)))
+				  AND ($4::bool IS DISTINCT FROM true OR name IN (SELECT name FROM t))
+				  AND ($4::bool IS DISTINCT FROM false OR NOT EXISTS (
+				       SELECT 1 FROM event_types d WHERE d.workspace_id = $1 AND d.name = n.name))
+				GROUP BY name ORDER BY name LIMIT $6)
 			SELECT coalesce(t.name, c.name), t.name IS NOT NULL, t.description, t.schema_mode, t.schema_version,
 			       t.schema, t.created_at, t.updated_at, c.first_at, c.last_at, coalesce(c.total, 0), coalesce(c.day, 0)
 			FROM t FULL JOIN c ON c.name = t.name

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 )
@@ -161,14 +160,18 @@ func (b *bench) measureCatalog(ctx context.Context) (*catalogReport, error) {
 		}
 		return nil
 	}
-	for round := range b.cfg.rounds {
-		// Schema on, then off (or the other way on odd rounds).
-		var s catalogRun
-		order := []bool{true, false}
+	// Each round measures the sides in the order A B B A (B A A B on odd
+	// rounds) and adds up each side's two windows, so a drift of the
+	// shared machine within the round weighs on both sides alike.
+	abba := func(round int) []bool {
 		if round%2 == 1 {
-			slices.Reverse(order)
+			return []bool{false, true, true, false}
 		}
-		for _, with := range order {
+		return []bool{true, false, false, true}
+	}
+	for round := range b.cfg.rounds {
+		var s catalogRun
+		for _, with := range abba(round) {
 			schema, name, out := json.RawMessage("null"), "no schema", &s.Without
 			if with {
 				schema, name, out = catalogSchema(), "20-property schema, enforce", &s.With
@@ -176,26 +179,25 @@ func (b *bench) measureCatalog(ctx context.Context) (*catalogReport, error) {
 			if err := setSchema(ctx, schema); err != nil {
 				return nil, fmt.Errorf("set schema: %w", err)
 			}
-			if err := window(name, round, b.client, b.cpu, send, out); err != nil {
+			var t throughput
+			if err := window(name, round, b.client, b.cpu, send, &t); err != nil {
 				return nil, err
 			}
+			*out = addThroughput(*out, t)
 		}
 		rep.Schema.Runs = append(rep.Schema.Runs, s)
 
 		var c catalogRun
-		sides := []struct {
-			name string
-			c    *apiClient
-			cpu  *cpuSampler
-			out  *throughput
-		}{{"counters on", b.client, b.cpu, &c.With}, {"counters off (second API)", uncounted, otherCPU, &c.Without}}
-		if round%2 == 1 {
-			slices.Reverse(sides)
-		}
-		for _, sd := range sides {
-			if err := window(sd.name, round, sd.c, sd.cpu, sd.c.single, sd.out); err != nil {
+		for _, with := range abba(round) {
+			name, client, cpu, out := "counters off (second API)", uncounted, otherCPU, &c.Without
+			if with {
+				name, client, cpu, out = "counters on", b.client, b.cpu, &c.With
+			}
+			var t throughput
+			if err := window(name, round, client, cpu, client.single, &t); err != nil {
 				return nil, err
 			}
+			*out = addThroughput(*out, t)
 		}
 		rep.Counters.Runs = append(rep.Counters.Runs, c)
 	}
@@ -264,4 +266,22 @@ func cpuPerEvent(t throughput) float64 {
 		return 0
 	}
 	return (t.CPU.API + t.CPU.Postgres) * 1e6 / t.rate()
+}
+
+// addThroughput adds up two windows of one side: events, time and
+// errors, and CPU weighted by each window's length.
+func addThroughput(a, b throughput) throughput {
+	out := throughput{Events: a.Events + b.Events, Requests: a.Requests + b.Requests, Elapsed: a.Elapsed + b.Elapsed,
+		Errors: a.Errors + b.Errors, first: a.first}
+	if out.first == "" {
+		out.first = b.first
+	}
+	if out.Elapsed > 0 {
+		wa, wb := a.Elapsed.Seconds()/out.Elapsed.Seconds(), b.Elapsed.Seconds()/out.Elapsed.Seconds()
+		mix := func(x, y float64) float64 { return x*wa + y*wb }
+		out.CPU = cpuUsage{API: mix(a.CPU.API, b.CPU.API), Bench: mix(a.CPU.Bench, b.CPU.Bench),
+			Postgres: mix(a.CPU.Postgres, b.CPU.Postgres), Other: mix(a.CPU.Other, b.CPU.Other), Idle: mix(a.CPU.Idle, b.CPU.Idle)}
+		out.PerCommit = mix(a.PerCommit, b.PerCommit)
+	}
+	return out
 }

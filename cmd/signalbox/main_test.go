@@ -109,6 +109,8 @@ func TestAutomationsApply(t *testing.T) {
 	write(`{"name":"welcome","trigger":{"event":"signed.up"},"steps":[{"id":"d","type":"delay","duration":"1h"}]}`)
 	require.NoError(t, run(ctx, []string{"automations", "apply", "-f", file}, getenv, &out, &errOut))
 	require.Contains(t, out.String(), `created automation "welcome"`)
+	// The event catalog's warnings are printed, and do not stop the save.
+	require.Contains(t, out.String(), `warning: /trigger/event: trigger event "signed.up" is not declared`)
 	out.Reset()
 	require.NoError(t, run(ctx, []string{"automations", "apply", "-f", file, "--enable"}, getenv, &out, &errOut))
 	require.Contains(t, out.String(), "unchanged at version 1")
