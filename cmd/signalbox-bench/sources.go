@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // The sources phase: what taking events through an inbound source's URL
@@ -37,6 +38,12 @@ type sourcesReport struct {
 	Target  float64 `json:"target"`
 	Events  float64 `json:"events_per_s"`
 	Inbound float64 `json:"inbound_per_s"`
+	// CPURatios compare the CPU (API and PostgreSQL) an event took on
+	// each side, /v1/events over /in: on a machine shared with other work
+	// a steadier estimate of the throughput ratio of a CPU-bound path than
+	// the throughputs. CPURatio is their median.
+	CPURatios []float64 `json:"cpu_ratios"`
+	CPURatio  float64   `json:"cpu_ratio"`
 }
 
 // measureSources runs the phase.
@@ -95,8 +102,12 @@ func (b *bench) measureSources(ctx context.Context) (*sourcesReport, error) {
 		if e := r.Events.rate(); e > 0 {
 			rep.Ratios = append(rep.Ratios, r.Inbound.rate()/e)
 		}
+		if c := cpuPerEvent(r.Inbound); c > 0 {
+			rep.CPURatios = append(rep.CPURatios, cpuPerEvent(r.Events)/c)
+		}
 	}
 	rep.Ratio, rep.Events, rep.Inbound = median(rep.Ratios), median(ev), median(in)
+	rep.CPURatio = median(rep.CPURatios)
 	return rep, nil
 }
 
@@ -139,4 +150,13 @@ func printSources(w io.Writer, r *sourcesReport) {
 		verdict = "MISSES"
 	}
 	fmt.Fprintf(w, "  median ratio %.3f (target >= %.2f): %s\n", r.Ratio, r.Target, verdict)
+	fmt.Fprintf(w, "  API+PostgreSQL CPU per event, /v1/events over /in: median %.3f (%s)\n", r.CPURatio, floats(r.CPURatios))
+}
+
+func floats(v []float64) string {
+	s := make([]string, len(v))
+	for i, f := range v {
+		s[i] = fmt.Sprintf("%.3f", f)
+	}
+	return strings.Join(s, ", ")
 }
