@@ -633,3 +633,24 @@ func TestSourceCatalogRefusalsAreSkipped(t *testing.T) {
 	replayed := c.expect(http.StatusOK, "POST", "/v1/sources/"+src["id"].(string)+"/deliveries/"+got["delivery_id"].(string)+"/replay", nil)
 	require.Equal(t, "accepted", replayed["status"])
 }
+
+func TestSourceListPages(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.workspace(store.PlanStarter)
+	var ids []any
+	for i := range 3 {
+		src := c.expect(http.StatusCreated, "POST", "/v1/sources", map[string]any{
+			"name": fmt.Sprintf("s%d", i), "email_path": "email", "event_name": "x",
+			"verification": map[string]any{"type": "hmac_sha256", "header": "X-Sig", "secret": "k"}})
+		ids = append([]any{src["id"]}, ids...)
+	}
+	all := c.list("/v1/sources", 1)
+	require.Len(t, all, 3)
+	for i, s := range all {
+		require.Equal(t, ids[i], s["id"], "newest first")
+		require.NotContains(t, s["verification"], "secret")
+		require.Equal(t, "…", s["verification"].(map[string]any)["secret_hint"], "a short secret shows nothing of itself")
+	}
+	require.Equal(t, []string{"limit"}, c.problem(http.StatusUnprocessableEntity, "validation_failed", "GET", "/v1/sources?limit=0", nil))
+}
