@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -653,4 +654,29 @@ func TestSourceListPages(t *testing.T) {
 		require.Equal(t, "…", s["verification"].(map[string]any)["secret_hint"], "a short secret shows nothing of itself")
 	}
 	require.Equal(t, []string{"limit"}, c.problem(http.StatusUnprocessableEntity, "validation_failed", "GET", "/v1/sources?limit=0", nil))
+}
+
+// TestSourceAtQuotaCap: past the hard cap a delivery is answered 429 with
+// Retry-After, so the provider retries later, and nothing is kept; a
+// payload that makes no event is still kept (it counts nothing).
+func TestSourceAtQuotaCap(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withQuotaPause(time.Millisecond))
+	c := h.workspace(store.PlanStarter)
+	c.event(map[string]any{"name": "created", "email": "a@example.com", "create_if_missing": true})
+	src := c.expect(http.StatusCreated, "POST", "/v1/sources", map[string]any{"name": "s", "email_path": "email", "event_name": "x"})
+	_, err := h.store.Pool().Exec(context.Background(), `UPDATE usage_counters SET tracked = 62500 WHERE workspace_id = $1`, c.ws.ID)
+	require.NoError(t, err)
+	path := sourcePath(t, src)
+	for range 3 {
+		r := h.post(path, []byte(`{"email":"a@example.com"}`), nil)
+		require.Equal(t, http.StatusTooManyRequests, r.Status, "%s", r.Body)
+		require.Equal(t, "quota_exceeded", r.JSON(t)["code"])
+		require.NotEmpty(t, r.Header.Get("Retry-After"))
+	}
+	got := h.deliver(http.StatusAccepted, path, []byte(`{"mail":"a@example.com"}`), nil)
+	require.Equal(t, "skipped", got["status"])
+	ds := c.list("/v1/sources/"+src["id"].(string)+"/deliveries", 10)
+	require.Len(t, ds, 1, "refused deliveries are not kept")
+	require.Equal(t, "skipped", ds[0]["status"])
 }
