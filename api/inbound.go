@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/signalbox/signalbox/source"
@@ -73,6 +75,11 @@ func (s *Server) inbound(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
+	status := resp.Status
+	if resp.Duplicate {
+		status = "duplicate"
+	}
+	s.metrics.deliveries.Add(ctx, 1, metric.WithAttributes(attribute.String("status", status)))
 	if resp.Status == store.DeliveryRejected {
 		_ = c.Error(&Error{Status: http.StatusUnauthorized, Code: "invalid_signature", Detail: d.Reason,
 			Extra: map[string]any{"delivery_id": d.ID}})

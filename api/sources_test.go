@@ -680,3 +680,20 @@ func TestSourceAtQuotaCap(t *testing.T) {
 	require.Len(t, ds, 1, "refused deliveries are not kept")
 	require.Equal(t, "skipped", ds[0]["status"])
 }
+
+func TestSourceDeliveriesAreCounted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.workspace(store.PlanStarter)
+	src := c.expect(http.StatusCreated, "POST", "/v1/sources", map[string]any{"name": "s", "email_path": "email", "event_name": "x",
+		"external_id_path": "id"})
+	path := sourcePath(t, src)
+	h.deliver(http.StatusAccepted, path, []byte(`{"id":"1","email":"m@example.com"}`), nil)
+	h.deliver(http.StatusAccepted, path, []byte(`{"id":"1","email":"m@example.com"}`), nil)
+	h.deliver(http.StatusAccepted, path, []byte(`{"id":"2"}`), nil)
+	r := (&client{h: h}).do("GET", "/metrics", nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	for _, status := range []string{"accepted", "duplicate", "skipped"} {
+		require.Regexp(t, `signalbox_source_deliveries_total\{[^}]*status="`+status+`"[^}]*\} [1-9]`, string(r.Body))
+	}
+}
