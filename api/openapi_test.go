@@ -19,6 +19,7 @@ import (
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/ingest"
+	"github.com/signalbox/signalbox/source"
 	"github.com/signalbox/signalbox/store"
 )
 
@@ -279,7 +280,9 @@ func TestOpenAPIStructure(t *testing.T) {
 		if len(security) > 0 {
 			require.Contains(t, responses, "401", "%s needs an API key but documents no 401", key)
 			require.Contains(t, responses, "500", "%s: no 500", key)
-		} else {
+		} else if op["x-signature-checked"] != true {
+			// An inbound source's URL needs no key, but answers 401 to a
+			// payload whose signature fails.
 			require.NotContains(t, responses, "401", "%s needs no key but documents a 401", key)
 		}
 	}
@@ -376,6 +379,9 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 		"upsertContact": maxContactBody, "patchContact": maxContactBody, "createAutomation": maxAutomationBody,
 		"validateAutomation": maxAutomationBody, "updateAutomation": maxAutomationBody,
 		"exitEnrollment": maxControlBody, "disableAutomation": maxControlBody, "startBackfill": maxControlBody}
+	for id, cap := range map[string]int{"createSource": maxSourceBody, "patchSource": maxSourceBody, "receiveDelivery": maxInboundBody} {
+		caps[id] = cap
+	}
 	// The event catalog's bodies.
 	caps["createEventType"], caps["patchEventType"] = maxEventTypeBody, maxEventTypeBody
 	caps["declareEventTypes"], caps["patchWorkspace"] = maxDeclareBody, maxContactBody
@@ -536,6 +542,17 @@ func TestOpenAPIExamplesDecode(t *testing.T) {
 		_, errs, err := ingest.DecodeContact(ex, true)
 		require.NoError(t, err, "%s", ex)
 		require.Empty(t, errs, "%s", ex)
+	}
+	for _, id := range []string{"createSource", "patchSource"} {
+		for _, ex := range examples(id) {
+			base := source.NewInput()
+			if id == "patchSource" {
+				base.Name, base.Definition.EmailPath, base.Definition.EventName = "s", "email", "x"
+			}
+			_, errs, err := source.Decode(ex, base)
+			require.NoError(t, err, "%s", ex)
+			require.Empty(t, errs, "%s: %s", id, ex)
+		}
 	}
 	for _, ex := range examples("patchContact") {
 		_, errs, err := ingest.DecodeContact(ex, false)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -59,6 +60,18 @@ type Config struct {
 	// Temporal, when set, is asked for a running enrollment's live step
 	// and retries (GET /v1/enrollments/{id}).
 	Temporal client.Client
+
+	// Inbound sources (sources.go, inbound.go).
+	//
+	// PublicURL prefixes a source's url (PUBLIC_URL); without it the url is
+	// the path /in/{token}.
+	PublicURL string
+	// SourceCacheTTL is how long a source looked up by token is trusted;
+	// default 5s (SOURCE_CACHE_TTL).
+	SourceCacheTTL time.Duration
+	// DeliveryRetention hides deliveries older than this from listings
+	// (DELIVERY_RETENTION); 0 hides none.
+	DeliveryRetention time.Duration
 	// Catalog is told when a workspace's event catalog changes (the
 	// recorder's catalog.Catalog).
 	Catalog interface{ Invalidate(workspaceID uuid.UUID) }
@@ -82,6 +95,7 @@ type Server struct {
 	now      func() time.Time
 	cfg      Config
 	metrics  serverMetrics
+	sources  *sourceCache
 	// eventTypeSubroutes serves GET /v1/event-types/{name}/{suffix} by
 	// suffix ("stats", "feed", ...); see registerEventTypes.
 	eventTypeSubroutes map[string]eventTypeSubroute
@@ -95,6 +109,10 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SourceCacheTTL <= 0 {
+		cfg.SourceCacheTTL = 5 * time.Second
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.QuotaPause == 0 {
 		cfg.QuotaPause = DefaultQuotaPause
 	}
@@ -116,6 +134,7 @@ func New(cfg Config) *Server {
 		now:      cfg.Now,
 		cfg:      cfg,
 		metrics:  newServerMetrics(cfg.Meter),
+		sources:  newSourceCache(cfg.Store, cfg.SourceCacheTTL),
 
 		eventTypeSubroutes: map[string]eventTypeSubroute{},
 	}
@@ -187,6 +206,17 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/enrollments", s.listEnrollments)
 	v1.GET("/enrollments/:id", s.getEnrollment)
 	v1.POST("/enrollments/:id/exit", s.exitEnrollment)
+
+	// Inbound sources: managed with an API key; /in/{token} takes none.
+	v1.POST("/sources", s.createSource)
+	v1.GET("/sources", s.listSources)
+	v1.GET("/sources/:id", s.getSource)
+	v1.PATCH("/sources/:id", s.patchSource)
+	v1.DELETE("/sources/:id", s.deleteSource)
+	v1.POST("/sources/:id/rotate", s.rotateSource)
+	v1.GET("/sources/:id/deliveries", s.listDeliveries)
+	v1.POST("/sources/:id/deliveries/:delivery_id/replay", s.replayDelivery)
+	r.POST("/in/:token", s.inbound)
 	return r
 }
 

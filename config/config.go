@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -118,6 +119,24 @@ type Config struct {
 	// its workflow in Temporal, to record the real end of one that closed
 	// outside Signalbox (RECONCILE_EVERY, default 10m).
 	ReconcileEvery time.Duration
+
+	// Inbound sources.
+	//
+	// PublicURL is the API's address as senders reach it, such as
+	// https://signalbox.example.com (PUBLIC_URL): a source's url is
+	// PublicURL/in/{token}, or the path alone when unset.
+	PublicURL string
+	// SourceCacheTTL is how long a source looked up by the token of its URL
+	// is trusted by an API process; another replica's change (a rotated
+	// URL, a disabled source) takes up to this long to apply there
+	// (SOURCE_CACHE_TTL, default 5s).
+	SourceCacheTTL time.Duration
+	// DeliveryRetention is how long a source's deliveries are kept
+	// (DELIVERY_RETENTION, default 30d); DeliveryMaxPerSource bounds them
+	// per source, the oldest swept first (DELIVERY_MAX_PER_SOURCE, default
+	// 10000).
+	DeliveryRetention    time.Duration
+	DeliveryMaxPerSource int
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production) and
@@ -207,6 +226,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.DBMaxConns = int32(dbMaxConns)
 	if c.Committers, err = positive(getenv, "INGEST_COMMITTERS", 0, 1024); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.sourcesFromEnv(getenv); err != nil {
 		errs = append(errs, err)
 	}
 	if c.DatabaseURL == "" {
@@ -307,4 +329,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// sourcesFromEnv reads the settings of inbound sources.
+func (c *Config) sourcesFromEnv(getenv func(string) string) error {
+	var errs []error
+	var err error
+	c.PublicURL = strings.TrimRight(getenv("PUBLIC_URL"), "/")
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("PUBLIC_URL: want an http(s) URL such as https://signalbox.example.com, got %q", c.PublicURL))
+		}
+	}
+	if c.SourceCacheTTL, err = duration(getenv, "SOURCE_CACHE_TTL", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DeliveryRetention, err = duration(getenv, "DELIVERY_RETENTION", 30*24*time.Hour); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DeliveryMaxPerSource, err = positive(getenv, "DELIVERY_MAX_PER_SOURCE", 10_000, 10_000_000); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -23,7 +23,10 @@ func checkCatalog(ctx context.Context, c Checker, req *store.RecordRequest) (boo
 	if err := c.Check(ctx, req); err != nil {
 		return false, fmt.Errorf("event catalog: %w", err)
 	}
-	if req.IdempotencyKey != "" {
+	// A request with an idempotency key keeps its answer, and one with an
+	// inbound source's delivery keeps the delivery (skipped, with the
+	// refusal as its reason), in a transaction.
+	if req.IdempotencyKey != "" || req.Delivery != nil {
 		return false, nil
 	}
 	for _, e := range req.Events {

@@ -105,6 +105,10 @@ type RecordRequest struct {
 	// nothing recorded again; the same key with another hash is refused.
 	IdempotencyKey string
 	RequestHash    []byte
+	// Delivery, when set, is the inbound source's payload this request
+	// records (with at most one event): it is kept in the same transaction,
+	// its status decided by the event's outcome (DeliveryOutcome).
+	Delivery *DeliveryInput
 }
 
 // RecordOutcome is the result of one RecordRequest.
@@ -713,17 +717,21 @@ func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest
 		counts[i] = added[ws]
 	}
 	cte, cteArgs := s.nameCounts(reqs, out, now)
+	args := append([]any{wss, counts, Period(now), rand.IntN(usageShards)}, cteArgs...)
+	deliveries := deliveryCTE(len(args) + 1)
+	args = append(args, deliveryArgs(reqs, out, now)...)
 	// The CTE's increment is invisible to the outer SELECT (one snapshot), so
 	// the sum is the count before this transaction's events.
 	rows, err := tx.Query(ctx, `WITH bump AS (
 			INSERT INTO usage_counters (workspace_id, period, shard, tracked)
 			SELECT ws, $3, $4, n FROM unnest($1::uuid[], $2::bigint[]) AS u(ws, n) WHERE n > 0
 			ON CONFLICT (workspace_id, period, shard) DO UPDATE SET tracked = usage_counters.tracked + excluded.tracked)`+
-		// The catalog's per-name counters ride in the same round trip.
-		cte+`
+		// The catalog's per-name counters and inbound sources' deliveries
+		// ride in the same round trip.
+		cte+deliveries+`
 		SELECT u.ws, coalesce((SELECT sum(c.tracked) FROM usage_counters c WHERE c.workspace_id = u.ws AND c.period = $3), 0)::bigint
 		FROM unnest($1::uuid[]) AS u(ws)`,
-		append([]any{wss, counts, Period(now), rand.IntN(usageShards)}, cteArgs...)...)
+		args...)
 	if err != nil {
 		return fmt.Errorf("count usage: %w", err)
 	}

@@ -226,6 +226,17 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		}
 	}
 
+	if b.cfg.phases["sources"] {
+		var err error
+		if rep.Sources, err = b.measureSources(ctx); err != nil {
+			return nil, err
+		}
+		for _, r := range rep.Sources.Runs {
+			rep.addErrors(r.Events.Errors, r.Events.first)
+			rep.addErrors(r.Inbound.Errors, r.Inbound.first)
+		}
+	}
+
 	if b.cfg.phases["catalog"] {
 		var err error
 		if rep.Catalog, err = b.measureCatalog(ctx); err != nil {

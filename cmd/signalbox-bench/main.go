@@ -16,6 +16,9 @@
 //     and beside one sending it past its hard cap (every request refused),
 //     as ratios to the first; a refusal must cost the neighbour less than an
 //     acceptance;
+//   - inbound sources: the same single events posted to a source's
+//     /in/{token} (no key, a delivery kept each) against POST /v1/events,
+//     in alternating windows (see sources.go);
 //   - what keeping decisions costs: single events that each write one
 //     decision, against a second API on the same database with
 //     DECISION_RETENTION=0 (see decisions.go);
@@ -90,7 +93,7 @@ type config struct {
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
-var phaseNames = []string{"single", "batch1", "batchN", "latency", "noisy", "catalog", "decisions"}
+var phaseNames = []string{"single", "batch1", "batchN", "latency", "noisy", "sources", "catalog", "decisions"}
 
 // parseFlags reads the command line; DATABASE_URL is the default database.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -111,7 +114,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.signalbox, "signalbox", "", "signalbox binary to run (default: go build ./cmd/signalbox into a temp dir)")
 	fs.StringVar(&c.pprofDir, "pprof", "", "build the API with net/http/pprof and save CPU profiles of the signalbox phases to this directory")
 	phases := fs.String("phases", strings.Join(phaseNames, ","),
-		"comma-separated phases to run: single, batch1, batchN (-batch-clients clients), latency (needs single), noisy, catalog, decisions")
+		"comma-separated phases to run: single, batch1, batchN (-batch-clients clients), latency (needs single), noisy, sources, catalog, decisions")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -27,6 +27,7 @@ type report struct {
 	Latency       *latencyReport   `json:"latency,omitempty"`
 	Noisy         *noisyReport     `json:"noisy,omitempty"`
 	Decisions     *decisionsReport `json:"decisions,omitempty"`
+	Sources       *sourcesReport   `json:"sources,omitempty"`
 	Catalog       *catalogReport   `json:"catalog,omitempty"`
 	APIPeakRSSMiB float64          `json:"api_peak_rss_mib"`
 	Errors        int64            `json:"errors"`
@@ -148,6 +149,9 @@ func printReport(w io.Writer, r *report) {
 	if n := r.Noisy; n != nil {
 		printNoisy(w, n)
 	}
+	if sr := r.Sources; sr != nil {
+		printSources(w, sr)
+	}
 	if c := r.Catalog; c != nil {
 		printCatalog(w, c)
 	}
@@ -205,6 +209,16 @@ func printReport(w io.Writer, r *report) {
 			row(name, "A alone", run.Alone.CPU, run.Alone.rate(), run.Alone.PerCommit)
 			row("", "A+C", run.BesideUnder.CPU, run.BesideUnder.rate(), run.BesideUnder.PerCommit)
 			row("", "A+B", run.BesideOver.CPU, run.BesideOver.rate(), run.BesideOver.PerCommit)
+		}
+	}
+	if sr := r.Sources; sr != nil {
+		for i, run := range sr.Runs {
+			name := "sources"
+			if len(sr.Runs) > 1 {
+				name += fmt.Sprintf(" #%d", i+1)
+			}
+			row(name, "/v1/events", run.Events.CPU, run.Events.rate(), run.Events.PerCommit)
+			row("", "/in/{token}", run.Inbound.CPU, run.Inbound.rate(), run.Inbound.PerCommit)
 		}
 	}
 	tw.Flush()

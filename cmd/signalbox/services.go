@@ -164,6 +164,11 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 				})
 			})
 		}
+		goRun(func() {
+			purge(ctx, cfg.RetentionInterval, "source delivery", log, func(ctx context.Context, limit int) (int64, error) {
+				return st.PurgeDeliveries(ctx, cfg.DeliveryRetention, cfg.DeliveryMaxPerSource, limit)
+			})
+		})
 		recon := reconcile.New(st, tc, reconcile.Config{Every: cfg.ReconcileEvery}, log)
 		goRun(func() { recon.Run(ctx) })
 		releaser := &flowcontrol.Releaser{Store: st, Every: cfg.QueueReleaseEvery, Wake: disp.Wake, Log: log}
@@ -176,6 +181,7 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 			Store: st, Recorder: rec, Logger: log, AuthCacheTTL: cfg.AuthCacheTTL,
 			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter, Conditions: env, Triggers: matcher,
 			OnIntents: disp.Wake, Temporal: tc, Catalog: cat,
+			PublicURL: cfg.PublicURL, SourceCacheTTL: cfg.SourceCacheTTL, DeliveryRetention: cfg.DeliveryRetention,
 		})
 		httpSrv := api.NewHTTPServer(cfg.HTTPAddr, srv.Handler())
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
