@@ -275,8 +275,10 @@ func (s *Server) patchEventType(c *gin.Context) {
 		return
 	}
 	if _, ok := b["name"]; ok {
-		errs = append(errs, ingest.FieldError{Field: "name", Code: "immutable",
-			Detail: "an event type's name never changes; declare a new one instead"})
+		detail := "an event type's name never changes; declare a new one instead"
+		_ = c.Error(&Error{Status: http.StatusUnprocessableEntity, Code: "immutable", Detail: detail,
+			Errors: []ingest.FieldError{{Field: "name", Pointer: "/name", Code: "immutable", Detail: detail}}})
+		return
 	}
 	var p store.EventTypePatch
 	if d, present := b.text("description", &errs); present {

@@ -89,7 +89,7 @@ func TestEventTypesDeclareListGetPatchDelete(t *testing.T) {
 	p = c.expect(http.StatusOK, "PATCH", "/v1/event-types/purchase.completed", map[string]any{"schema": nil})
 	require.EqualValues(t, 3, p["schema_version"])
 	require.Nil(t, p["schema"])
-	fields := c.problem(http.StatusUnprocessableEntity, "validation_failed", "PATCH", "/v1/event-types/purchase.completed",
+	fields := c.problem(http.StatusUnprocessableEntity, "immutable", "PATCH", "/v1/event-types/purchase.completed",
 		map[string]any{"name": "other"})
 	require.Equal(t, []string{"name"}, fields)
 	c.problem(http.StatusNotFound, "not_found", "PATCH", "/v1/event-types/page/viewed", map[string]any{"description": "x"})

@@ -175,3 +175,28 @@ func TestNameCountsExactUnderConcurrentRecording(t *testing.T) {
 	total, _ = counts(t, s, ws.ID, "warm")
 	require.EqualValues(t, workers*each+1, total)
 }
+
+func TestNameCountsExactUnderConcurrentDeleteAndRestore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t, store.Config{})
+	ws, _ := storetest.Workspace(t, s, store.PlanEnterprise)
+	ids := recordNames(t, s, ws, "ada@example.com", "x", "x", "x")
+	race := func(fn func() error) {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				require.NoError(t, fn())
+			}()
+		}
+		wg.Wait()
+	}
+	race(func() error { return s.DeleteEvent(ctx, ws.ID, ids[0]) })
+	total, _ := counts(t, s, ws.ID, "x")
+	require.EqualValues(t, 2, total)
+	race(func() error { _, err := s.RestoreEvent(ctx, ws.ID, ids[0]); return err })
+	total, _ = counts(t, s, ws.ID, "x")
+	require.EqualValues(t, 3, total)
+}
