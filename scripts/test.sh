@@ -113,8 +113,9 @@ fi
 
 scripts/lint.sh
 run_fuzz
+helm_build
 sb_log "deployment checks: go test -count=1 ./... in deploy/"
-(cd deploy && go test -count=1 -timeout 5m ./...)
+(cd deploy && SIGNALBOX_HELM="$SB_BIN/helm" go test -count=1 -timeout 5m ./...)
 # The whole suite runs last so that its summary closes the output (CI reads
 # go test's closing lines).
 sb_log "go test -count=1 -timeout 12m ./..."
