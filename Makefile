@@ -12,6 +12,12 @@ TEMPORAL_CLI_VERSION := 1.5.1
 # staticcheck 2026.2.2, which supports Go 1.26.
 STATICCHECK_VERSION := 0.8.2
 export TEMPORAL_CLI_VERSION STATICCHECK_VERSION
+# Production topology (deploy/, make test-cluster): helm renders the chart in
+# make test; the Temporal server and its SQL tool run a real cluster on
+# PostgreSQL (v1.32.1 is the last that builds with go 1.26.8).
+HELM_VERSION := 3.22.0
+TEMPORAL_SERVER_VERSION := 1.32.1
+export HELM_VERSION TEMPORAL_SERVER_VERSION
 
 .PHONY: help run test test-race test-faults lint fmt vet build migrate bench temporal psql stop clean
 

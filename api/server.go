@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 
+	"github.com/signalbox/signalbox/backlog"
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
@@ -75,6 +76,8 @@ type Config struct {
 	// Catalog is told when a workspace's event catalog changes (the
 	// recorder's catalog.Catalog).
 	Catalog interface{ Invalidate(workspaceID uuid.UUID) }
+	// Backlog, when set, supplies the outbox backlog that /readyz reports.
+	Backlog *backlog.Monitor
 }
 
 // DefaultQuotaPause holds back each 429 quota_exceeded answer. A refusal
@@ -181,6 +184,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/contacts/:id/timeline", s.timeline)
 
 	v1.GET("/usage", s.usage)
+	v1.GET("/status", s.status)
 	v1.GET("/workspace", s.getWorkspace)
 	v1.POST("/workspace/webhook-secret/rotate", s.rotateWebhookSecret)
 	v1.PATCH("/workspace", s.patchWorkspace)
@@ -243,7 +247,7 @@ func (s *Server) ready(c *gin.Context) {
 			"status": http.StatusServiceUnavailable, "code": "not_ready", "detail": "PostgreSQL is not reachable"})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	c.JSON(http.StatusOK, readyBody(s.cfg.Backlog))
 }
 
 // readBody reads the request body up to limit bytes; a larger body is a 413.

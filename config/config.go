@@ -137,6 +137,13 @@ type Config struct {
 	// 10000).
 	DeliveryRetention    time.Duration
 	DeliveryMaxPerSource int
+	// HealthAddr is where a worker serves /healthz, /readyz and /metrics
+	// (HEALTH_ADDR, default none: the worker serves no HTTP). The API
+	// serves them on HTTP_ADDR.
+	HealthAddr string
+	// BacklogEvery is how often each process reads the outbox backlog for
+	// its gauges and /readyz (OUTBOX_BACKLOG_EVERY, default 10s).
+	BacklogEvery time.Duration
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production) and
@@ -245,6 +252,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if !contains([]string{"json", "text"}, c.LogFormat) {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT: want json or text, got %q", c.LogFormat))
+	}
+	c.HealthAddr = getenv("HEALTH_ADDR")
+	if _, _, err := net.SplitHostPort(c.HealthAddr); c.HealthAddr != "" && err != nil {
+		errs = append(errs, fmt.Errorf("HEALTH_ADDR: %w", err))
+	}
+	if c.BacklogEvery, err = duration(getenv, "OUTBOX_BACKLOG_EVERY", 10*time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"} {
 		if v := getenv(k); v != "" && v != "none" {

@@ -29,6 +29,10 @@ fmt_write() {
 vet() {
 	sb_log "go vet ./..."
 	go vet ./...
+	# deploy/ is a module of its own (its checks' dependencies stay out of
+	# the main module).
+	sb_log "go vet ./... in deploy/"
+	(cd deploy && go vet ./...)
 }
 
 static_check() {

@@ -12,7 +12,11 @@
 #      runs at its smaller size, FAULTS_CONTACTS=60; make test-faults runs 300.
 #   4. scripts/lint.sh: gofmt, go vet, staticcheck.
 #   5. Every fuzz target (func FuzzXxx in a _test.go file) for FUZZTIME (10s).
-#   6. go test -count=1 -timeout 12m ./..., last, with go test's own output.
+#   6. The deployment checks (deploy/, a module of its own): the Compose
+#      file through the Compose Spec loader, the Helm chart rendered by the
+#      pinned helm (scripts/helm.sh builds it into bin/ once) and decoded
+#      strictly into the Kubernetes API types. No network, no containers.
+#   7. go test -count=1 -timeout 12m ./..., last, with go test's own output.
 # The local cluster is stopped at the end, quietly, if this script started it.
 #
 #   scripts/test.sh          all of the above
@@ -25,6 +29,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/postgres.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/temporal.sh"
 # shellcheck source=scripts/faults.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/faults.sh"
+# shellcheck source=scripts/helm.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/helm.sh"
 cd "$SB_ROOT"
 
 race=""
@@ -107,6 +113,9 @@ fi
 
 scripts/lint.sh
 run_fuzz
+helm_build
+sb_log "deployment checks: go test -count=1 ./... in deploy/"
+(cd deploy && SIGNALBOX_HELM="$SB_BIN/helm" go test -count=1 -timeout 5m ./...)
 # The whole suite runs last so that its summary closes the output (CI reads
 # go test's closing lines).
 sb_log "go test -count=1 -timeout 12m ./..."

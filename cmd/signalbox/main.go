@@ -28,6 +28,8 @@ Commands:
   automations backfill ID --since T [--until T] [--rate N]
                            run an automation's trigger over recorded events and
                            follow its progress (via the API)
+  probe URL                GET URL and succeed on a 2xx answer (health checks
+                           in a container image without curl)
 
 Configuration comes from the environment; see the README.
 `
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
 	case "automations":
 		return runAutomations(ctx, rest, getenv, stdout, stderr)
+	case "probe":
+		return runProbe(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/api"
+	"github.com/signalbox/signalbox/backlog"
 	"github.com/signalbox/signalbox/catalog"
 	"github.com/signalbox/signalbox/conditions"
 	"github.com/signalbox/signalbox/config"
@@ -126,6 +127,11 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		}()
 	}
 	goRun(func() { disp.Run(ctx) })
+	mon, err := backlog.New(st, cfg.BacklogEvery, tel.Meter, log)
+	if err != nil {
+		return fmt.Errorf("backlog gauges: %w", err)
+	}
+	goRun(func() { mon.Run(ctx) })
 
 	if r.worker {
 		// Build once so that a bad setting fails at start; then start it,
@@ -173,6 +179,12 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		goRun(func() { recon.Run(ctx) })
 		releaser := &flowcontrol.Releaser{Store: st, Every: cfg.QueueReleaseEvery, Wake: disp.Wake, Log: log}
 		goRun(func() { releaser.Run(ctx) })
+		if cfg.HealthAddr != "" && !r.api {
+			health := api.New(api.Config{Store: st, Logger: log, Metrics: tel.Metrics, Meter: tel.Meter, Backlog: mon})
+			if err := serveHealth(ctx, cfg.HealthAddr, health, log, goRun, errs); err != nil {
+				return err
+			}
+		}
 		log.InfoContext(ctx, "worker started", "task_queue", workflows.TaskQueue, "retention", cfg.EventRetention.String())
 	}
 
@@ -180,7 +192,7 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		srv := api.New(api.Config{
 			Store: st, Recorder: rec, Logger: log, AuthCacheTTL: cfg.AuthCacheTTL,
 			Metrics: tel.Metrics, Tracer: tel.Tracer, Meter: tel.Meter, Conditions: env, Triggers: matcher,
-			OnIntents: disp.Wake, Temporal: tc, Catalog: cat,
+			OnIntents: disp.Wake, Temporal: tc, Catalog: cat, Backlog: mon,
 			PublicURL: cfg.PublicURL, SourceCacheTTL: cfg.SourceCacheTTL, DeliveryRetention: cfg.DeliveryRetention,
 		})
 		httpSrv := api.NewHTTPServer(cfg.HTTPAddr, srv.Handler())
