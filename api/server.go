@@ -177,6 +177,10 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/enrollments", s.listEnrollments)
 	v1.GET("/enrollments/:id", s.getEnrollment)
 	v1.POST("/enrollments/:id/exit", s.exitEnrollment)
+
+	// Segments and event analytics (issue 8).
+	s.routeAnalytics(v1)
+	s.routeSegments(v1)
 	return r
 }
 

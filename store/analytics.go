@@ -1,0 +1,499 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// StatsQuery asks for one event name's chart.
+type StatsQuery struct {
+	Name     string
+	Interval string
+	// TZ names Loc; buckets are cached per zone name.
+	TZ           string
+	Loc          *time.Location
+	Since, Until time.Time
+}
+
+// Bucket is one point of an event chart.
+type Bucket struct {
+	Start        time.Time `json:"start"`
+	Count        int64     `json:"count"`
+	Contacts     int64     `json:"contacts"`
+	GoalValueSum float64   `json:"goal_value_sum"`
+}
+
+// rollupKey addresses the rollup rows of one name, hour (or day) and day.
+type rollupKey struct {
+	name string
+	hod  int16
+	day  time.Time
+}
+
+type rollupSum struct {
+	events, changes int64
+	goalSum         float64
+}
+
+// EventStats returns the chart of one event name: every bucket covering
+// [Since, Until), zero-filled, counting live, unexpired events by
+// occurred_at. Counts and goal sums come from the rollups, which triggers
+// keep exact on every write; contacts (distinct per bucket) come from a
+// cache that the rollups' change counters validate, and are computed from
+// the events for the buckets where it is missing or stale. Zones whose
+// bucket edges fall off whole UTC hours are counted from the events.
+func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQuery) ([]Bucket, error) {
+	edges, err := Bounds(q.Interval, q.Loc, q.Since, q.Until)
+	if err != nil {
+		return nil, err
+	}
+	var out []Bucket
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		out, err = s.eventStats(ctx, tx, workspaceID, q, edges)
+		return err
+	})
+	return out, err
+}
+
+// cacheEntry is a distinct-contact count to keep for a bucket.
+type cacheEntry struct {
+	start             time.Time
+	changes, contacts int64
+}
+
+func (s *Store) eventStats(ctx context.Context, tx pgx.Tx, ws uuid.UUID, q StatsQuery, edges []time.Time) ([]Bucket, error) {
+	n := len(edges) - 1
+	out := make([]Bucket, n)
+	for i := range out {
+		out[i].Start = edges[i]
+	}
+	aligned := true
+	for _, e := range edges {
+		if e.Unix()%3600 != 0 {
+			aligned = false
+		}
+	}
+	if !aligned {
+		return out, s.bucketsFromEvents(ctx, tx, ws, q.Name, edges, out, allIndexes(n), true)
+	}
+	sums, err := readRollups(ctx, tx, ws, []string{q.Name}, edges[0], edges[n])
+	if err != nil {
+		return nil, err
+	}
+	changes := make([]int64, n)
+	for i := range out {
+		r := bucketSum(sums, q.Name, edges[i], edges[i+1])
+		out[i].Count, out[i].GoalValueSum, changes[i] = r.events, r.goalSum, r.changes
+	}
+	// Expired events stay in the rollups until the sweeper purges them
+	// (which adjusts the rollups); until then they are taken out here and
+	// their buckets are not served from the cache.
+	forced := map[int]bool{}
+	rows, err := tx.Query(ctx, `SELECT occurred_at, goal_value::float8 FROM events
+		WHERE received_at <= $1 AND workspace_id = $2 AND name = $3 AND deleted_at IS NULL
+		  AND occurred_at >= $4 AND occurred_at < $5`, s.cutoff(), ws, q.Name, edges[0], edges[n])
+	if err != nil {
+		return nil, fmt.Errorf("read expired events: %w", err)
+	}
+	var (
+		at   time.Time
+		goal *float64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&at, &goal}, func() error {
+		i := bucketIndex(edges, at)
+		out[i].Count--
+		if goal != nil {
+			out[i].GoalValueSum -= *goal
+		}
+		forced[i] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read expired events: %w", err)
+	}
+	cached := map[time.Time]cacheEntry{}
+	rows, err = tx.Query(ctx, `SELECT start, changes, contacts FROM event_contact_buckets
+		WHERE workspace_id = $1 AND name = $2 AND bucket = $3 AND tz = $4 AND start >= $5 AND start < $6`,
+		ws, q.Name, q.Interval, q.TZ, edges[0], edges[n])
+	if err != nil {
+		return nil, fmt.Errorf("read contact cache: %w", err)
+	}
+	var e cacheEntry
+	if _, err := pgx.ForEachRow(rows, []any{&e.start, &e.changes, &e.contacts}, func() error {
+		cached[e.start.UTC()] = e
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read contact cache: %w", err)
+	}
+	var missing []int
+	for i := range out {
+		out[i].GoalValueSum = roundGoal(out[i].GoalValueSum)
+		if out[i].Count == 0 {
+			continue
+		}
+		if c, ok := cached[edges[i].UTC()]; ok && c.changes == changes[i] && !forced[i] {
+			out[i].Contacts = c.contacts
+			continue
+		}
+		missing = append(missing, i)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	if err := s.bucketsFromEvents(ctx, tx, ws, q.Name, edges, out, missing, false); err != nil {
+		return nil, err
+	}
+	var keep []cacheEntry
+	for _, i := range missing {
+		if !forced[i] {
+			keep = append(keep, cacheEntry{start: edges[i], changes: changes[i], contacts: out[i].Contacts})
+		}
+	}
+	return out, s.keepContacts(ctx, ws, q, keep)
+}
+
+// keepContacts caches distinct-contact counts, in a statement of its own
+// after the read (a read-only snapshot cannot write).
+func (s *Store) keepContacts(ctx context.Context, ws uuid.UUID, q StatsQuery, keep []cacheEntry) error {
+	if len(keep) == 0 {
+		return nil
+	}
+	starts := make([]time.Time, len(keep))
+	changes := make([]int64, len(keep))
+	contacts := make([]int64, len(keep))
+	for i, e := range keep {
+		starts[i], changes[i], contacts[i] = e.start, e.changes, e.contacts
+	}
+	// The pool, not the read's transaction: it is read-only.
+	_, err := s.pool.Exec(context.WithoutCancel(ctx), `INSERT INTO event_contact_buckets AS b
+			(workspace_id, name, bucket, tz, start, changes, contacts)
+		SELECT $1, $2, $3, $4, u.start, u.changes, u.contacts
+		FROM unnest($5::timestamptz[], $6::bigint[], $7::bigint[]) AS u(start, changes, contacts)
+		ON CONFLICT (workspace_id, name, bucket, tz, start) DO UPDATE SET
+			changes = excluded.changes, contacts = excluded.contacts, computed_at = now()
+		WHERE b.changes < excluded.changes`,
+		ws, q.Name, q.Interval, q.TZ, starts, changes, contacts)
+	if err != nil {
+		return fmt.Errorf("keep contact counts: %w", err)
+	}
+	return nil
+}
+
+// bucketsFromEvents computes the listed buckets from the events table:
+// distinct contacts, and also count and goal sum when all is set.
+func (s *Store) bucketsFromEvents(ctx context.Context, tx pgx.Tx, ws uuid.UUID, name string, edges []time.Time,
+	out []Bucket, which []int, all bool) error {
+	if len(which) == 0 {
+		return nil
+	}
+	starts := make([]time.Time, len(which))
+	ends := make([]time.Time, len(which))
+	for n, i := range which {
+		starts[n], ends[n] = edges[i], edges[i+1]
+	}
+	rows, err := tx.Query(ctx, `SELECT b.i, c.events, c.contacts, c.goal_sum FROM
+		unnest($1::timestamptz[], $2::timestamptz[]) WITH ORDINALITY AS b(start, stop, i)
+		CROSS JOIN LATERAL (SELECT count(*) AS events, count(DISTINCT contact_id) AS contacts,
+			coalesce(sum(goal_value), 0)::float8 AS goal_sum
+			FROM events e WHERE e.workspace_id = $3 AND e.name = $4 AND e.occurred_at >= b.start
+			  AND e.occurred_at < b.stop AND e.deleted_at IS NULL AND e.received_at > $5) c`,
+		starts, ends, ws, name, s.cutoff())
+	if err != nil {
+		return fmt.Errorf("count buckets: %w", err)
+	}
+	var (
+		i                int64
+		events, contacts int64
+		goalSum          float64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&i, &events, &contacts, &goalSum}, func() error {
+		b := &out[which[i-1]]
+		b.Contacts = contacts
+		if all {
+			b.Count, b.GoalValueSum = events, roundGoal(goalSum)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count buckets: %w", err)
+	}
+	return nil
+}
+
+// readRollups sums the rollup rows (over shards) of names between two
+// whole-hour instants, for the days and hours the buckets need.
+func readRollups(ctx context.Context, tx pgx.Tx, ws uuid.UUID, names []string, from, to time.Time) (map[rollupKey]rollupSum, error) {
+	// Every hour and the whole day: rows are few (days × 25 × shards at most).
+	rows, err := tx.Query(ctx, `SELECT name, hod, day, sum(events)::bigint, sum(goal_sum)::float8, sum(changes)::bigint
+		FROM event_rollups WHERE workspace_id = $1 AND name = ANY($2) AND day >= $3::date AND day <= $4::date
+		GROUP BY name, hod, day`, ws, names, from.UTC().Format(time.DateOnly), to.UTC().Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("read rollups: %w", err)
+	}
+	sums := map[rollupKey]rollupSum{}
+	var (
+		k rollupKey
+		v rollupSum
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&k.name, &k.hod, &k.day, &v.events, &v.goalSum, &v.changes}, func() error {
+		k.day = k.day.UTC()
+		sums[k] = v
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read rollups: %w", err)
+	}
+	return sums, nil
+}
+
+// bucketSum adds up the rollups of name over [a, b).
+func bucketSum(sums map[rollupKey]rollupSum, name string, a, b time.Time) rollupSum {
+	var r rollupSum
+	for _, t := range rollupTerms(a, b) {
+		v := sums[rollupKey{name, t.hod, t.day}]
+		r.events += t.sign * v.events
+		r.changes += t.sign * v.changes
+		r.goalSum += float64(t.sign) * v.goalSum
+	}
+	return r
+}
+
+func bucketIndex(edges []time.Time, t time.Time) int {
+	lo, hi := 0, len(edges)-2
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if edges[mid].After(t) {
+			hi = mid - 1
+		} else {
+			lo = mid
+		}
+	}
+	return lo
+}
+
+func allIndexes(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// roundGoal rounds a goal sum to the stored precision (four decimals),
+// dropping the float noise of adding and subtracting rollups.
+func roundGoal(v float64) float64 {
+	r := math.Round(v*1e4) / 1e4
+	if r == 0 {
+		return 0
+	}
+	return r
+}
+
+// NameSeries is one event name's total and chart over a range.
+type NameSeries struct {
+	Name    string   `json:"name"`
+	Count   int64    `json:"count"`
+	Buckets []Bucket `json:"buckets"`
+}
+
+// BusiestEvents returns the workspace's limit busiest event names over the
+// buckets covering [Since, Until), each with its chart.
+func (s *Store) BusiestEvents(ctx context.Context, workspaceID uuid.UUID, q StatsQuery, limit int) ([]NameSeries, error) {
+	edges, err := Bounds(q.Interval, q.Loc, q.Since, q.Until)
+	if err != nil {
+		return nil, err
+	}
+	n := len(edges) - 1
+	// The ranking reads the daily rollups of every name (and the hours of
+	// partial days); expired events are a correction far below ranking
+	// precision except in ranges older than the retention, which the
+	// charts below then count exactly.
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT name FROM event_rollups
+		WHERE workspace_id = $1 AND hod = -1 AND day >= $2::date AND day <= $3::date AND events > 0`,
+		workspaceID, edges[0].UTC().Format(time.DateOnly), edges[n].UTC().Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("read event names: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read event names: %w", err)
+	}
+	var ranked []NameSeries
+	for _, name := range names {
+		nq := q
+		nq.Name = name
+		buckets, err := s.EventStats(ctx, workspaceID, nq)
+		if err != nil {
+			return nil, err
+		}
+		ns := NameSeries{Name: name, Buckets: buckets}
+		for _, b := range buckets {
+			ns.Count += b.Count
+		}
+		if ns.Count > 0 {
+			ranked = append(ranked, ns)
+		}
+	}
+	sortSeries(ranked)
+	if len(ranked) > limit {
+		ranked = ranked[:limit]
+	}
+	return ranked, nil
+}
+
+// FeedItem is one event of an event name's activity feed.
+type FeedItem struct {
+	ID           uuid.UUID       `json:"id"`
+	Name         string          `json:"name"`
+	ContactID    uuid.UUID       `json:"contact_id"`
+	ContactEmail string          `json:"contact_email"`
+	Properties   json.RawMessage `json:"properties"`
+	GoalType     *string         `json:"goal_type"`
+	GoalValue    *float64        `json:"goal_value"`
+	OccurredAt   time.Time       `json:"occurred_at"`
+	ReceivedAt   time.Time       `json:"received_at"`
+}
+
+// FeedQuery selects a page of a feed: older than Before, or newer than
+// After (to poll), newest first either way.
+type FeedQuery struct {
+	Name   string
+	Before *EventCursor
+	After  *EventCursor
+	Limit  int
+}
+
+// EventFeed returns live, unexpired events of one name newest first (by
+// occurred_at, then id) with their contact's email, and whether more
+// older ones follow.
+func (s *Store) EventFeed(ctx context.Context, workspaceID uuid.UUID, q FeedQuery) ([]FeedItem, bool, error) {
+	var (
+		beforeAt, afterAt *time.Time
+		beforeID, afterID *uuid.UUID
+	)
+	if q.Before != nil {
+		beforeAt, beforeID = &q.Before.OccurredAt, &q.Before.ID
+	}
+	if q.After != nil {
+		afterAt, afterID = &q.After.OccurredAt, &q.After.ID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT e.id, e.name, e.contact_id, c.email, e.properties, e.goal_type,
+			e.goal_value::float8, e.occurred_at, e.received_at
+		FROM events e JOIN contacts c ON c.id = e.contact_id
+		WHERE e.workspace_id = $1 AND e.name = $2 AND e.deleted_at IS NULL AND e.received_at > $3
+		  AND ($4::timestamptz IS NULL OR (e.occurred_at, e.id) < ($4, $5::uuid))
+		  AND ($6::timestamptz IS NULL OR (e.occurred_at, e.id) > ($6, $7::uuid))
+		ORDER BY e.occurred_at DESC, e.id DESC LIMIT $8`,
+		workspaceID, q.Name, s.cutoff(), beforeAt, beforeID, afterAt, afterID, q.Limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (FeedItem, error) {
+		var f FeedItem
+		err := r.Scan(&f.ID, &f.Name, &f.ContactID, &f.ContactEmail, &f.Properties, &f.GoalType, &f.GoalValue,
+			&f.OccurredAt, &f.ReceivedAt)
+		return f, err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	items, more := trimPage(items, q.Limit)
+	return items, more, nil
+}
+
+// TopContact is one of the contacts who performed an event most.
+type TopContact struct {
+	ContactID uuid.UUID `json:"contact_id"`
+	Email     string    `json:"email"`
+	Count     int64     `json:"count"`
+	LastAt    time.Time `json:"last_at"`
+}
+
+// TopContacts returns the contacts with the most live, unexpired events of
+// name in [since, until), most first (ties: the most recent first).
+func (s *Store) TopContacts(ctx context.Context, workspaceID uuid.UUID, name string, since, until time.Time, limit int) ([]TopContact, error) {
+	rows, err := s.pool.Query(ctx, `SELECT t.contact_id, c.email, t.n, t.last_at FROM (
+			SELECT contact_id, count(*) AS n, max(occurred_at) AS last_at FROM events
+			WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at < $4
+			  AND deleted_at IS NULL AND received_at > $5
+			GROUP BY contact_id ORDER BY n DESC, last_at DESC, contact_id LIMIT $6) t
+		JOIN contacts c ON c.id = t.contact_id ORDER BY t.n DESC, t.last_at DESC, t.contact_id`,
+		workspaceID, name, since, until, s.cutoff(), limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TopContact, error) {
+		var t TopContact
+		err := r.Scan(&t.ContactID, &t.Email, &t.Count, &t.LastAt)
+		return t, err
+	})
+}
+
+// sortSeries orders names busiest first, then by name.
+func sortSeries(s []NameSeries) {
+	slices.SortFunc(s, func(a, b NameSeries) int {
+		if a.Count != b.Count {
+			if a.Count > b.Count {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}
+
+// GoalAggregate sums one goal type of a contact's live, unexpired events.
+// Sum, Avg, Min and Max cover the events that carry a value; refunds are
+// negative values.
+type GoalAggregate struct {
+	Count   int64     `json:"count"`
+	Sum     float64   `json:"sum"`
+	Avg     *float64  `json:"avg"`
+	Min     *float64  `json:"min"`
+	Max     *float64  `json:"max"`
+	FirstAt time.Time `json:"first_at"`
+	LastAt  time.Time `json:"last_at"`
+}
+
+// ContactGoals returns a contact's goal aggregates per goal type, read from
+// its timeline, so they are exact after upserts, deletes and restores.
+func (s *Store) ContactGoals(ctx context.Context, workspaceID, contactID uuid.UUID) (map[string]GoalAggregate, error) {
+	rows, err := s.pool.Query(ctx, `SELECT goal_type, count(*), coalesce(sum(goal_value), 0)::float8,
+			avg(goal_value)::float8, min(goal_value)::float8, max(goal_value)::float8, min(occurred_at), max(occurred_at)
+		FROM events WHERE contact_id = $2 AND workspace_id = $1 AND goal_type IS NOT NULL
+		  AND deleted_at IS NULL AND received_at > $3
+		GROUP BY goal_type`, workspaceID, contactID, s.cutoff())
+	if err != nil {
+		return nil, fmt.Errorf("read goals: %w", err)
+	}
+	out := map[string]GoalAggregate{}
+	var (
+		t string
+		g GoalAggregate
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&t, &g.Count, &g.Sum, &g.Avg, &g.Min, &g.Max, &g.FirstAt, &g.LastAt}, func() error {
+		v := g
+		v.Sum = roundGoal(g.Sum)
+		v.Avg, v.Min, v.Max = copyRounded(g.Avg), copyRounded(g.Min), copyRounded(g.Max)
+		out[t] = v
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read goals: %w", err)
+	}
+	return out, nil
+}
+
+func copyRounded(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := roundGoal(*p)
+	return &v
+}
