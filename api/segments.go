@@ -2,6 +2,9 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/signalbox/signalbox/conditions"
 	"net/http"
 	"time"
 
@@ -324,4 +327,42 @@ func (s *Server) routeSegments(v1 *gin.RouterGroup) {
 	v1.GET("/segments/:id/contacts", s.segmentContacts)
 	v1.GET("/segments/:id/count", s.segmentCount)
 	v1.GET("/contacts/:id/segments", s.contactSegments)
+}
+
+// checkSegmentRefs refuses a definition whose conditions name, with
+// in_segment, a segment the workspace does not have (422 pointing at the
+// expression).
+func (s *Server) checkSegmentRefs(c *gin.Context, a *definition.Automation) bool {
+	var problems []definition.Problem
+	for e := range a.Expressions() {
+		if !e.Condition {
+			continue
+		}
+		prog, err := s.cfg.Conditions.Compile(e.Text, conditions.KindCondition)
+		if err != nil {
+			continue
+		}
+		for _, id := range prog.Segments() {
+			missing := definition.Problem{Pointer: e.Pointer, Detail: fmt.Sprintf("in_segment(%q): the workspace has no such segment", id)}
+			sid, err := uuid.Parse(id)
+			if err != nil {
+				problems = append(problems, missing)
+				continue
+			}
+			_, err = s.store.GetSegment(c.Request.Context(), who(c).WorkspaceID, sid)
+			if errors.Is(err, store.ErrNotFound) {
+				problems = append(problems, missing)
+				continue
+			}
+			if err != nil {
+				_ = c.Error(err)
+				return false
+			}
+		}
+	}
+	if len(problems) > 0 {
+		_ = c.Error(problemsError(problems))
+		return false
+	}
+	return true
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/signalbox/signalbox/conditions"
+	"github.com/signalbox/signalbox/decision"
 	"strings"
 	"time"
 
@@ -377,4 +380,103 @@ func contactColumnsAs(alias string) string {
 		cols[i] = alias + "." + c
 	}
 	return strings.Join(cols, ", ")
+}
+
+// readWaitSegments reads, in the record transaction, whether each contact
+// with a waiting enrollment is in the segments its wait conditions test
+// with in_segment, so the decision sees fresh memberships (including the
+// events being recorded).
+func (s *Store) readWaitSegments(ctx context.Context, tx pgx.Tx, fresh []decision.Fresh, set decision.Automations, in *decision.Input) error {
+	env := set.Conditions()
+	if env == nil {
+		return nil
+	}
+	type pair struct {
+		ws, contact uuid.UUID
+		segment     string
+	}
+	var pairs []pair
+	seen := map[pair]bool{}
+	for _, f := range fresh {
+		for _, w := range in.Waits[decision.ContactEvent{Contact: f.ContactID, Name: f.Event.Name}] {
+			if w.Condition == "" {
+				continue
+			}
+			prog, err := env.Compile(w.Condition, conditions.KindCondition)
+			if err != nil {
+				continue // the decision records the compile error
+			}
+			for _, id := range prog.Segments() {
+				p := pair{f.WorkspaceID, f.ContactID, id}
+				if !seen[p] {
+					seen[p] = true
+					pairs = append(pairs, p)
+				}
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return nil
+	}
+	in.Segments = map[uuid.UUID][]string{}
+	for _, p := range pairs {
+		ok, err := s.memberIn(ctx, tx, env, p.ws, p.contact, p.segment)
+		if err != nil {
+			return err
+		}
+		if ok {
+			in.Segments[p.contact] = append(in.Segments[p.contact], p.segment)
+		}
+	}
+	return nil
+}
+
+// queryRower runs one query: a pool or a transaction.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// memberIn reports whether a contact is in a segment (by id as written in
+// an expression) now; an unknown or deleted segment has no members.
+func (s *Store) memberIn(ctx context.Context, q queryRower, env *conditions.Env, ws, contact uuid.UUID, segmentID string) (bool, error) {
+	id, err := uuid.Parse(segmentID)
+	if err != nil {
+		return false, nil
+	}
+	var def json.RawMessage
+	err = q.QueryRow(ctx, `SELECT definition FROM segments WHERE workspace_id = $1 AND id = $2`, ws, id).Scan(&def)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read segment: %w", err)
+	}
+	seg, problems := segment.Parse(def, env.SegmentWhere)
+	if len(problems) > 0 {
+		return false, fmt.Errorf("segment %s no longer parses: %s", id, problems[0])
+	}
+	b := s.newSegmentSQL(ws, true)
+	where := b.node(seg.Match)
+	var ok bool
+	err = q.QueryRow(ctx, `SELECT `+where+` FROM contacts c WHERE c.workspace_id = $1 AND c.id = `+b.arg(contact), b.args...).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return ok, err
+}
+
+// InSegments returns the ids among segmentIDs whose segment the contact is
+// in now (for in_segment in step conditions).
+func (s *Store) InSegments(ctx context.Context, env *conditions.Env, ws, contact uuid.UUID, segmentIDs []string) ([]string, error) {
+	var out []string
+	for _, id := range segmentIDs {
+		ok, err := s.memberIn(ctx, s.pool, env, ws, contact, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
