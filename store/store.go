@@ -45,6 +45,9 @@ type Config struct {
 	// SkipDecisions leaves the record path's decisions unwritten; only the
 	// benchmark sets it, as the baseline of what keeping them costs.
 	SkipDecisions bool
+	// SkipRollups leaves new events out of the analytics rollups; only the
+	// segment benchmark sets it, as the baseline of what keeping them costs.
+	SkipRollups bool
 }
 
 // DefaultRetention keeps events for two years.
@@ -59,6 +62,8 @@ type Store struct {
 	// skipDecisions leaves the record path's decisions unwritten (the
 	// benchmark's baseline for what keeping them costs).
 	skipDecisions bool
+	// skipRollups leaves new events out of the rollups (a benchmark baseline).
+	skipRollups bool
 	// recordBegin starts a record transaction with its timeouts.
 	recordBegin string
 }
@@ -101,7 +106,7 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 	if cfg.LockTimeout <= 0 {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
-	return &Store{pool: pool, now: time.Now, retention: cfg.Retention, skipDecisions: cfg.SkipDecisions,
+	return &Store{pool: pool, now: time.Now, retention: cfg.Retention, skipDecisions: cfg.SkipDecisions, skipRollups: cfg.SkipRollups,
 		recordBegin: recordBeginQuery(cfg.StatementTimeout, cfg.LockTimeout)}, nil
 }
 

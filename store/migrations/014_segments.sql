@@ -1,9 +1,10 @@
 -- Segments and event analytics: saved segment definitions, rollups of each
--- event name's volume and goal values by UTC hour and day (kept by
--- statement triggers, so every write to events adjusts them in the same
--- statement: ingest, upsert, soft delete, restore, purge, a contact's
--- deletion), and a cache of exact distinct-contact counts per chart bucket
--- that the rollups' change counters validate.
+-- event name's volume and goal values by UTC hour and day, and a cache of
+-- exact distinct-contact counts per chart bucket that the rollups' change
+-- counters validate. New events reach the rollups in the record path's
+-- usage statement (store/rollup.go); every other change to events (an
+-- upsert's update, soft delete, restore, purge, a contact's deletion)
+-- through the statement triggers below, in the statement that makes it.
 
 CREATE TABLE segments (
     id           uuid PRIMARY KEY,
@@ -37,24 +38,12 @@ CREATE TABLE event_rollups (
 
 -- event_rollups_apply adds a statement's changed rows to the rollups: +1
 -- for each row that became live, -1 for each that stopped being live.
+-- (Inserts are added by the record path itself, without a trigger.)
 CREATE FUNCTION event_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     pick smallint := floor(random() * 4)::smallint;
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO event_rollups AS r (workspace_id, name, hod, day, shard, events, goal_events, goal_sum, changes)
-        SELECT d.workspace_id, d.name, h.hod, d.day, pick, sum(d.n), sum(d.gn), sum(d.gs), sum(abs(d.n))
-        FROM (SELECT workspace_id, name, (occurred_at AT TIME ZONE 'UTC')::date AS day,
-                     extract(hour FROM occurred_at AT TIME ZONE 'UTC')::smallint AS hour,
-                     1 AS n, (goal_value IS NOT NULL)::int AS gn, coalesce(goal_value, 0) AS gs
-              FROM new_rows WHERE deleted_at IS NULL) d
-        CROSS JOIN LATERAL (VALUES (d.hour), (-1::smallint)) AS h(hod)
-        GROUP BY 1, 2, 3, 4
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (workspace_id, name, hod, day, shard) DO UPDATE SET
-            events = r.events + excluded.events, goal_events = r.goal_events + excluded.goal_events,
-            goal_sum = r.goal_sum + excluded.goal_sum, changes = r.changes + excluded.changes;
-    ELSIF TG_OP = 'DELETE' THEN
+    IF TG_OP = 'DELETE' THEN
         INSERT INTO event_rollups AS r (workspace_id, name, hod, day, shard, events, goal_events, goal_sum, changes)
         SELECT d.workspace_id, d.name, h.hod, d.day, pick, sum(d.n), sum(d.gn), sum(d.gs), sum(abs(d.n))
         FROM (SELECT workspace_id, name, (occurred_at AT TIME ZONE 'UTC')::date AS day,
@@ -94,8 +83,6 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER events_rollups_insert AFTER INSERT ON events
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION event_rollups_apply();
 CREATE TRIGGER events_rollups_update AFTER UPDATE ON events
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION event_rollups_apply();
 CREATE TRIGGER events_rollups_delete AFTER DELETE ON events
@@ -130,7 +117,6 @@ CREATE TABLE event_contact_buckets (
 DROP TABLE event_contact_buckets;
 DROP TRIGGER events_rollups_delete ON events;
 DROP TRIGGER events_rollups_update ON events;
-DROP TRIGGER events_rollups_insert ON events;
 DROP FUNCTION event_rollups_apply();
 DROP TABLE event_rollups;
 DROP TABLE segments;
