@@ -112,7 +112,21 @@ CREATE TABLE event_contact_buckets (
     PRIMARY KEY (workspace_id, name, bucket, tz, start)
 );
 
+-- Segment conditions, top contacts and charts read the (contact, time) of
+-- one name's or one goal type's live events over a window: covering
+-- indexes let them skip the heap (index-only scans). The name index of the
+-- event log gains the columns rather than a second index being added.
+DROP INDEX events_log_name;
+CREATE INDEX events_log_name ON events (workspace_id, name, occurred_at DESC, id DESC)
+    INCLUDE (contact_id, received_at, deleted_at);
+CREATE INDEX events_goals ON events (workspace_id, goal_type, occurred_at) INCLUDE (contact_id, goal_value, received_at)
+    WHERE goal_type IS NOT NULL AND deleted_at IS NULL;
+
 ---- create above / drop below ----
+
+DROP INDEX events_goals;
+DROP INDEX events_log_name;
+CREATE INDEX events_log_name ON events (workspace_id, name, occurred_at DESC, id DESC);
 
 DROP TABLE event_contact_buckets;
 DROP TRIGGER events_rollups_delete ON events;
