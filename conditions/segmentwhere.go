@@ -58,7 +58,7 @@ func whereExpr(x ast.Expr) (*segment.Expr, error) {
 		op, ok := whereOps[call.FunctionName()]
 		if !ok || len(args) != 2 {
 			return nil, fmt.Errorf("%w: a segment filter can only compare event.properties with literals "+
-				"(== != < <= > >= in, has()) joined by && || !", ErrInvalid)
+				"(== != < <= > >= in, has()), joined by && and || and negated with ! (not)", ErrInvalid)
 		}
 		left, right := args[0], args[1]
 		path, ok := propertyPath(left)
