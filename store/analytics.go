@@ -185,21 +185,37 @@ type TopContact struct {
 // TopContacts returns the contacts with the most live, unexpired events of
 // name in [since, until), most first (ties: the most recent first).
 func (s *Store) TopContacts(ctx context.Context, workspaceID uuid.UUID, name string, since, until time.Time, limit int) ([]TopContact, error) {
-	rows, err := s.pool.Query(ctx, `SELECT t.contact_id, c.email, t.n, t.last_at FROM (
+	var out []TopContact
+	err := s.inAggregateTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT t.contact_id, c.email, t.n, t.last_at FROM (
 			SELECT contact_id, count(*) AS n, max(occurred_at) AS last_at FROM events
 			WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at < $4
 			  AND deleted_at IS NULL AND received_at > $5
 			GROUP BY contact_id ORDER BY n DESC, last_at DESC, contact_id LIMIT $6) t
 		JOIN contacts c ON c.id = t.contact_id ORDER BY t.n DESC, t.last_at DESC, t.contact_id`,
-		workspaceID, name, since, until, s.cutoff(), limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TopContact, error) {
-		var t TopContact
-		err := r.Scan(&t.ContactID, &t.Email, &t.Count, &t.LastAt)
-		return t, err
+			workspaceID, name, since, until, s.cutoff(), limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (TopContact, error) {
+			var t TopContact
+			err := r.Scan(&t.ContactID, &t.Email, &t.Count, &t.LastAt)
+			return t, err
+		})
+		return err
 	})
+	return out, err
+}
+
+// aggregateWorkMem is the work_mem of the queries that group a window's
+// events by contact (top contacts, segment counts): at the default 4 MB,
+// grouping 74,000 events of 52,000 contacts spilled to disk.
+const aggregateWorkMem = "64MB"
+
+// inAggregateTx runs fn in a read-only transaction with aggregateWorkMem,
+// set in the same round trip as BEGIN.
+func (s *Store) inAggregateTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{BeginQuery: "BEGIN READ ONLY; SET LOCAL work_mem = '" + aggregateWorkMem + "'"}, fn)
 }
 
 // sortSeries orders names busiest first, then by name.

@@ -100,7 +100,9 @@ func (s *Store) CountSegment(ctx context.Context, workspaceID uuid.UUID, m segme
 	b := s.newSegmentSQL(workspaceID, false)
 	where := b.node(m)
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM contacts c WHERE c.workspace_id = $1 AND `+where, b.args...).Scan(&n)
+	err := s.inAggregateTx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*) FROM contacts c WHERE c.workspace_id = $1 AND `+where, b.args...).Scan(&n)
+	})
 	return n, err
 }
 
