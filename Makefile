@@ -19,7 +19,7 @@ HELM_VERSION := 3.22.0
 TEMPORAL_SERVER_VERSION := 1.32.1
 export HELM_VERSION TEMPORAL_SERVER_VERSION
 
-.PHONY: help run test test-race test-faults lint fmt vet build migrate bench temporal psql stop clean
+.PHONY: help run test test-race test-faults lint fmt vet build migrate bench bench-segments temporal psql stop clean
 
 help: ## Show the targets
 	@echo 'Usage: make TARGET'
@@ -53,10 +53,13 @@ build: ## Build bin/signalbox
 migrate: build ## Apply the migrations to DATABASE_URL (default: the local cluster)
 	@scripts/with-services.sh -- bin/signalbox migrate
 
-bench: ## Run both benchmarks (record path, then act path, which starts its own Temporal dev server); figures are ratios
+bench: ## Run the benchmarks (record path, act path with its own Temporal dev server, then segments and analytics); figures are ratios
 	@scripts/temporal.sh build
 	@SIGNALBOX_TEMPORAL_CLI=$(CURDIR)/bin/temporal scripts/with-services.sh -- \
-		bash -c 'go run ./cmd/signalbox-bench && go run ./cmd/signalbox-actbench'
+		bash -c 'go run ./cmd/signalbox-bench && go run ./cmd/signalbox-actbench && go run ./cmd/signalbox-segbench'
+
+bench-segments: ## Run only the segments and analytics benchmark (loads 1,000,000 generated events with COPY)
+	@scripts/with-services.sh -- go run ./cmd/signalbox-segbench
 
 temporal: ## Start the Temporal dev server in the background (make stop stops it)
 	@scripts/temporal.sh start

@@ -165,6 +165,12 @@ func (a *Activities) EvaluateCondition(ctx context.Context, in ConditionInput) (
 	if err != nil {
 		return ConditionResult{}, err
 	}
+	// in_segment reads the segments now, when the step runs.
+	if ids := prog.Segments(); len(ids) > 0 {
+		if vars.Segments, err = a.Store.InSegments(ctx, a.Env, in.Scope.WorkspaceID, in.Scope.ContactID, ids); err != nil {
+			return ConditionResult{}, err
+		}
+	}
 	ok, err := prog.EvalBool(ctx, vars)
 	if err != nil {
 		return ConditionResult{Value: false, Error: err.Error()}, nil
@@ -277,7 +283,14 @@ func (a *Activities) waitMatches(ctx context.Context, w *store.Wait, ev *event.E
 	if contact != nil {
 		cm = contactMap(*contact)
 	}
-	ok, err := a.Env.WaitCondition(ctx, w.Condition, trigger, *ev, cm, time.Now().UTC())
+	var segments []string
+	if prog, err := a.Env.Compile(w.Condition, conditions.KindCondition); err == nil && len(prog.Segments()) > 0 {
+		if segments, err = a.Store.InSegments(ctx, a.Env, w.WorkspaceID, w.ContactID, prog.Segments()); err != nil {
+			a.Log.WarnContext(ctx, "read segments for a wait condition", "workflow_id", w.WorkflowID, "error", err.Error())
+			return false
+		}
+	}
+	ok, err := a.Env.WaitConditionIn(ctx, w.Condition, trigger, *ev, cm, segments, time.Now().UTC())
 	if err != nil {
 		a.Log.InfoContext(ctx, "wait condition did not hold", "workflow_id", w.WorkflowID, "error", err.Error())
 	}

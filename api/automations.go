@@ -63,6 +63,9 @@ func (s *Server) loadDefinition(c *gin.Context) (*definition.Automation, json.Ra
 		_ = c.Error(invalid(errs...))
 		return nil, nil, false
 	}
+	if !s.checkSegmentRefs(c, a) {
+		return nil, nil, false
+	}
 	// Store the normalised form: the same document the interpreter reads.
 	canonical, err := json.Marshal(a)
 	if err != nil {

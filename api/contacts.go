@@ -52,8 +52,11 @@ func (s *Server) getContact(c *gin.Context) {
 	if err == nil {
 		var contact store.Contact
 		if contact, err = s.store.GetContact(c.Request.Context(), who(c).WorkspaceID, id); err == nil {
-			c.JSON(http.StatusOK, contact)
-			return
+			var goals map[string]store.GoalAggregate
+			if goals, err = s.store.ContactGoals(c.Request.Context(), who(c).WorkspaceID, id); err == nil {
+				c.JSON(http.StatusOK, contactWithGoals{Contact: contact, Goals: goals})
+				return
+			}
 		}
 	}
 	_ = c.Error(storeError(err, "contact"))
@@ -163,4 +166,11 @@ func (s *Server) usage(c *gin.Context) {
 		resp.Limit, resp.HardCap = &limit, &hardCap
 	}
 	c.JSON(http.StatusOK, resp)
+}
+
+// contactWithGoals answers GET /v1/contacts/{id}: the contact and its goal
+// aggregates per goal type.
+type contactWithGoals struct {
+	store.Contact
+	Goals map[string]store.GoalAggregate `json:"goals"`
 }

@@ -39,7 +39,10 @@ func TestContactUpsertPatchAndDelete(t *testing.T) {
 	require.Equal(t, "hopper@example.com", patched["email"])
 	require.Nil(t, patched["first_name"])
 	require.Equal(t, map[string]any{"plan": "pro", "rank": "admiral"}, patched["properties"])
-	require.Equal(t, patched, c.expect(http.StatusOK, "GET", "/v1/contacts/"+id, nil))
+	got := c.expect(http.StatusOK, "GET", "/v1/contacts/"+id, nil)
+	require.Equal(t, map[string]any{}, got["goals"], "no goal events yet")
+	delete(got, "goals")
+	require.Equal(t, patched, got)
 
 	found := c.list("/v1/contacts?email=HOPPER@example.com", 10)
 	require.Len(t, found, 1)

@@ -221,6 +221,9 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/sources/:id/deliveries", s.listDeliveries)
 	v1.POST("/sources/:id/deliveries/:delivery_id/replay", s.replayDelivery)
 	r.POST("/in/:token", s.inbound)
+	// Segments and event analytics (issue 8).
+	s.routeAnalytics(v1)
+	s.routeSegments(v1)
 	return r
 }
 

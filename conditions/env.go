@@ -132,6 +132,8 @@ func NewEnv(cfg Config) (*Env, error) {
 		cel.Variable("contact", mapOfDyn),
 		cel.Variable("now", cel.TimestampType),
 		cel.Variable("events", cel.MapType(cel.StringType, mapOfDyn)),
+		cel.Variable(segmentsVar, cel.ListType(cel.StringType)),
+		cel.Macros(inSegmentMacro),
 		// JSON numbers arrive as doubles, while authors write 50 as well as 50.0.
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
@@ -174,15 +176,21 @@ func (e *Env) Config() Config {
 // CheckCondition compiles expr as a condition. It implements definition.ExpressionChecker. Every
 // scope declares the same variables, so scope only appears in the documentation of what the
 // interpreter binds, not in what compiles.
-func (e *Env) CheckCondition(expr string, _ definition.Scope) error {
-	_, err := e.Compile(expr, KindCondition)
-	return err
+func (e *Env) CheckCondition(expr string, scope definition.Scope) error {
+	p, err := e.Compile(expr, KindCondition)
+	if err != nil {
+		return err
+	}
+	return checkSegmentScope(p, scope, KindCondition)
 }
 
 // CheckValue compiles expr as a value. It implements definition.ExpressionChecker.
-func (e *Env) CheckValue(expr string, _ definition.Scope) error {
-	_, err := e.Compile(expr, KindValue)
-	return err
+func (e *Env) CheckValue(expr string, scope definition.Scope) error {
+	p, err := e.Compile(expr, KindValue)
+	if err != nil {
+		return err
+	}
+	return checkSegmentScope(p, scope, KindValue)
 }
 
 // Kind says what an expression is for, which decides the type it must have.
@@ -262,7 +270,7 @@ func (e *Env) compile(expr string, kind Kind) (*Program, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return &Program{env: e, expr: expr, kind: kind, prg: prg, cost: est.Max, paths: readPaths(ast),
-		comparisons: readComparisons(ast)}, nil
+		comparisons: readComparisons(ast), segments: segmentIDs(ast.NativeRep().Expr())}, nil
 }
 
 // issuesDetail formats CEL's compile issues as "line:column: message" joined by "; ", without

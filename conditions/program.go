@@ -34,6 +34,9 @@ type Vars struct {
 	// Now is the current time, passed in rather than read from a clock so that evaluation is
 	// deterministic; a workflow passes workflow.Now.
 	Now time.Time
+	// Segments lists the segments the contact is in, among Program.Segments: what
+	// in_segment tests.
+	Segments []string
 }
 
 // Program is a compiled expression. It is immutable and safe for concurrent use.
@@ -48,6 +51,8 @@ type Program struct {
 	paths [][]string
 	// comparisons are its comparisons of a field with a literal.
 	comparisons []Comparison
+	// segments are the ids in_segment names.
+	segments []string
 }
 
 // Expr returns the source of the expression.
@@ -113,11 +118,12 @@ func (p *Program) eval(ctx context.Context, vars Vars) (ref.Val, error) {
 	}
 	a := p.env.adapter
 	activation := map[string]any{
-		"event":   a.NativeToValue(eventValue(vars.Event)),
-		"trigger": a.NativeToValue(eventValue(vars.Trigger)),
-		"contact": a.NativeToValue(orEmpty(vars.Contact)),
-		"now":     types.Timestamp{Time: vars.Now},
-		"events":  a.NativeToValue(eventsValue(vars.Events)),
+		"event":     a.NativeToValue(eventValue(vars.Event)),
+		"trigger":   a.NativeToValue(eventValue(vars.Trigger)),
+		"contact":   a.NativeToValue(orEmpty(vars.Contact)),
+		"now":       types.Timestamp{Time: vars.Now},
+		"events":    a.NativeToValue(eventsValue(vars.Events)),
+		segmentsVar: a.NativeToValue(orNoSegments(vars.Segments)),
 	}
 	out, det, err := p.prg.ContextEval(ctx, activation)
 	// What an evaluation spent counts against the event's budget; one cut
@@ -225,4 +231,11 @@ func toJSON(v ref.Val) (any, error) {
 	default:
 		return nil, fmt.Errorf("a %s has no JSON form", v.Type().TypeName())
 	}
+}
+
+func orNoSegments(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

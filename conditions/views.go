@@ -44,6 +44,13 @@ func ContactMap(id, email string, firstName, lastName *string, properties json.R
 // and counts as not met.
 func (e *Env) WaitCondition(ctx context.Context, expr string, trigger, ev event.Event, contact map[string]any,
 	now time.Time) (bool, error) {
+	return e.WaitConditionIn(ctx, expr, trigger, ev, contact, nil, now)
+}
+
+// WaitConditionIn is WaitCondition for a contact that is in segments (of
+// those the expression tests with in_segment).
+func (e *Env) WaitConditionIn(ctx context.Context, expr string, trigger, ev event.Event, contact map[string]any,
+	segments []string, now time.Time) (bool, error) {
 	if expr == "" {
 		return true, nil
 	}
@@ -51,5 +58,6 @@ func (e *Env) WaitCondition(ctx context.Context, expr string, trigger, ev event.
 	if err != nil {
 		return false, err
 	}
-	return prog.EvalBool(ctx, Vars{Event: EventMap(ev), Trigger: EventMap(trigger), Contact: contact, Now: now})
+	return prog.EvalBool(ctx, Vars{Event: EventMap(ev), Trigger: EventMap(trigger), Contact: contact, Now: now,
+		Segments: segments})
 }

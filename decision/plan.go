@@ -26,6 +26,10 @@ type Input struct {
 	// Contacts are the CEL views of the contacts whose conditions may read
 	// them.
 	Contacts map[uuid.UUID]map[string]any
+	// Segments lists, by contact, the segments it is in among those its
+	// waits' conditions test with in_segment, read in the record
+	// transaction.
+	Segments map[uuid.UUID][]string
 	// Automations are the workspaces' automations.
 	Automations Automations
 	// NewID makes enrollment and decision ids (time-ordered).
@@ -108,7 +112,8 @@ func (p *Plan) waits(ctx context.Context, env *conditions.Env, f Fresh, in Input
 		default:
 			var trigger event.Event
 			_ = unmarshal(w.Trigger, &trigger)
-			ok, err := env.WaitCondition(ctx, w.Condition, trigger, f.Event, in.Contacts[f.ContactID], in.Now)
+			ok, err := env.WaitConditionIn(ctx, w.Condition, trigger, f.Event, in.Contacts[f.ContactID],
+				in.Segments[f.ContactID], in.Now)
 			switch {
 			case err != nil:
 				d.Outcome = WaitConditionFalse

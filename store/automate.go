@@ -123,6 +123,9 @@ func (s *Store) readIndexes(ctx context.Context, tx pgx.Tx, fresh []decision.Fre
 	if len(ids) == 0 {
 		return in, nil
 	}
+	if err := s.readWaitSegments(ctx, tx, fresh, set, &in); err != nil {
+		return in, err
+	}
 	rows, err := tx.Query(ctx, `SELECT `+contactColumns+` FROM contacts WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return in, fmt.Errorf("load contacts: %w", err)

@@ -210,7 +210,8 @@ func (s *Store) recordNew(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.insertEvents(ctx, tx, reqs, out, at); err != nil {
+	var roll rollupDelta
+	if err := s.insertEvents(ctx, tx, reqs, out, at, &roll); err != nil {
 		return nil, err
 	}
 	// Contacts are patched once the events are in, so an item refused on
@@ -218,7 +219,7 @@ func (s *Store) recordNew(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest,
 	if err := patchContacts(ctx, tx, reqs, out); err != nil {
 		return nil, err
 	}
-	if err := s.countUsage(ctx, tx, reqs, out, at); err != nil {
+	if err := s.countUsage(ctx, tx, reqs, out, at, &roll); err != nil {
 		return nil, err
 	}
 	if err := s.automate(ctx, tx, reqs, out, set, at, automating); err != nil {
@@ -513,7 +514,8 @@ func patchContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []
 
 // insertEvents writes the events of every item whose contact resolved:
 // those without external_id with COPY, the others with one upsert.
-func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time) error {
+func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time,
+	roll *rollupDelta) error {
 	var plain [][]any
 	byExt := map[contactKey][]itemRef{} // email holds the external id here
 	for ri, r := range reqs {
@@ -535,6 +537,7 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 			if err != nil {
 				return err
 			}
+			roll.add(r.WorkspaceID, e.Name, e.OccurredAt, nullString(e.GoalValue))
 			plain = append(plain, []any{res.EventID, r.WorkspaceID, res.ContactID, e.Name, e.Properties,
 				nil, nullString(e.GoalType), goal, e.OccurredAt, now, int16(e.EmitDepth),
 				schemaVersion(e.SchemaVersion), schemaErrors(e.SchemaErrors)})
@@ -550,7 +553,7 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		}
 	}
 	if len(byExt) > 0 {
-		return s.upsertEvents(ctx, tx, reqs, out, byExt, now)
+		return s.upsertEvents(ctx, tx, reqs, out, byExt, now, roll)
 	}
 	return nil
 }
@@ -561,7 +564,7 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 // contact, the one with the latest occurred_at supplies the content, as if
 // they had arrived one after another.
 func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome,
-	byExt map[contactKey][]itemRef, now time.Time) error {
+	byExt map[contactKey][]itemRef, now time.Time, roll *rollupDelta) error {
 	keys := sortedKeys(byExt)
 	n := len(keys)
 	var (
@@ -630,8 +633,16 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 		k contactKey
 		v stored
 	)
+	index := make(map[contactKey]int, n)
+	for i, k := range keys {
+		index[k] = i
+	}
 	if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id, &v.inserted, &v.contact, &v.name}, func() error {
 		got[k] = v
+		if i := index[k]; v.inserted {
+			// Updates of stored events reach the rollups by trigger.
+			roll.add(k.ws, names[i], occurred[i], goalValues[i])
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("upsert events: %w", err)
@@ -696,7 +707,8 @@ func quotaMargin(hardCap int64) int64 { return max(hardCap/10, 10_000) }
 
 // countUsage adds each request's new events to its workspace's monthly
 // counter and enforces the plan's hard cap.
-func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time) error {
+func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time,
+	roll *rollupDelta) error {
 	added := map[uuid.UUID]int64{}
 	plans := map[uuid.UUID]Plan{}
 	for ri, r := range reqs {
@@ -720,15 +732,20 @@ func (s *Store) countUsage(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest
 	args := append([]any{wss, counts, Period(now), rand.IntN(usageShards)}, cteArgs...)
 	deliveries := deliveryCTE(len(args) + 1)
 	args = append(args, deliveryArgs(reqs, out, now)...)
+	rollups := ""
+	if !s.skipRollups {
+		rollups = rollupCTE(len(args) + 1)
+		args = append(args, rollupArgs(roll)...)
+	}
 	// The CTE's increment is invisible to the outer SELECT (one snapshot), so
 	// the sum is the count before this transaction's events.
 	rows, err := tx.Query(ctx, `WITH bump AS (
 			INSERT INTO usage_counters (workspace_id, period, shard, tracked)
 			SELECT ws, $3, $4, n FROM unnest($1::uuid[], $2::bigint[]) AS u(ws, n) WHERE n > 0
 			ON CONFLICT (workspace_id, period, shard) DO UPDATE SET tracked = usage_counters.tracked + excluded.tracked)`+
-		// The catalog's per-name counters and inbound sources' deliveries
-		// ride in the same round trip.
-		cte+deliveries+`
+		// The catalog's per-name counters, inbound sources' deliveries and
+		// the analytics rollups ride in the same round trip.
+		cte+deliveries+rollups+`
 		SELECT u.ws, coalesce((SELECT sum(c.tracked) FROM usage_counters c WHERE c.workspace_id = u.ws AND c.period = $3), 0)::bigint
 		FROM unnest($1::uuid[]) AS u(ws)`,
 		args...)

@@ -48,6 +48,9 @@ type Config struct {
 	// SkipNameCounts leaves the catalog's per-name counters uncounted;
 	// only the benchmark sets it, as the baseline of what they cost.
 	SkipNameCounts bool
+	// SkipRollups leaves new events out of the analytics rollups; only the
+	// segment benchmark sets it, as the baseline of what keeping them costs.
+	SkipRollups bool
 }
 
 // DefaultRetention keeps events for two years.
@@ -64,6 +67,8 @@ type Store struct {
 	skipDecisions bool
 	// skipNameCounts leaves the catalog's counters alone (benchmark only).
 	skipNameCounts bool
+	// skipRollups leaves new events out of the rollups (a benchmark baseline).
+	skipRollups bool
 	// recordBegin starts a record transaction with its timeouts.
 	recordBegin string
 }
@@ -107,8 +112,8 @@ func Open(ctx context.Context, url string, cfg Config) (*Store, error) {
 		cfg.LockTimeout = DefaultLockTimeout
 	}
 	return &Store{pool: pool, now: time.Now, retention: cfg.Retention, skipDecisions: cfg.SkipDecisions,
-		skipNameCounts: cfg.SkipNameCounts,
-		recordBegin:    recordBeginQuery(cfg.StatementTimeout, cfg.LockTimeout)}, nil
+		skipNameCounts: cfg.SkipNameCounts, skipRollups: cfg.SkipRollups,
+		recordBegin: recordBeginQuery(cfg.StatementTimeout, cfg.LockTimeout)}, nil
 }
 
 // Close releases every connection.

@@ -1,0 +1,332 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// EventStats returns the chart of one event name: every bucket covering
+// [Since, Until), zero-filled, counting live, unexpired events by
+// occurred_at.
+//
+// Counts and goal sums come from the rollups (exact: new events are added
+// by the record path, every other change by triggers). Distinct contacts
+// cannot be added up from rollups, so each bucket's count is computed from
+// the events once and cached with the sum of the rollups' change counters
+// over the bucket's hours at that moment: the counters only grow, so an
+// entry whose sum still matches is still exact. The bucket holding now is
+// always read from the events (it changes with every event). In the
+// steady state a chart is one statement: the rollup rows it needs, the
+// cache, the current bucket from the events, and the expired events not
+// yet purged (taken out of the rollup sums). Stale older buckets cost a
+// second statement, which computes them and their counters in one
+// snapshot. Zones whose bucket edges fall off whole UTC hours are counted
+// from the events alone.
+func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQuery) ([]Bucket, error) {
+	edges, err := Bounds(q.Interval, q.Loc, q.Since, q.Until)
+	if err != nil {
+		return nil, err
+	}
+	n := len(edges) - 1
+	out := make([]Bucket, n)
+	for i := range out {
+		out[i].Start = edges[i]
+	}
+	for _, e := range edges {
+		if e.Unix()%3600 != 0 {
+			return out, s.bucketsFromEvents(ctx, workspaceID, q.Name, edges, out, allIndexes(n))
+		}
+	}
+	terms := make([][]rollupTerm, n)
+	var hods []int16
+	for i := range out {
+		terms[i] = rollupTerms(edges[i], edges[i+1])
+		for _, t := range terms[i] {
+			if !slices.Contains(hods, t.hod) {
+				hods = append(hods, t.hod)
+			}
+		}
+	}
+	now := s.now()
+	live := -1
+	if !now.Before(edges[0]) && now.Before(edges[n]) {
+		live = bucketIndex(edges, now)
+	}
+	liveStart, liveEnd := edges[0], edges[0]
+	if live >= 0 {
+		liveStart, liveEnd = edges[live], edges[live+1]
+	}
+	// Only the parts this chart needs, each a simple index scan; fewer
+	// parts also plan faster.
+	query := `SELECT 'r', hod, day, sum(events)::bigint, sum(changes)::bigint, sum(goal_sum)::float8, NULL::timestamptz
+		FROM event_rollups WHERE workspace_id = $1 AND name = $2 AND hod = ANY($3) AND day >= $4::date AND day <= $5::date
+		GROUP BY hod, day
+		UNION ALL
+		SELECT 'c', NULL, NULL, changes, contacts, NULL, start FROM event_contact_buckets
+		WHERE workspace_id = $1 AND name = $2 AND bucket = $6 AND tz = $7 AND start >= $8 AND start < $9`
+	args := []any{workspaceID, q.Name, hods, edges[0].UTC().Format(time.DateOnly), edges[n].UTC().Format(time.DateOnly),
+		q.Interval, q.TZ, edges[0], edges[n], s.cutoff()}
+	// An expired event was received before the cutoff, so it happened
+	// before the cutoff plus the future an event may claim.
+	if edges[0].Before(s.cutoff().Add(maxFuture)) {
+		query += `
+		UNION ALL
+		SELECT 'x', NULL, NULL, NULL, NULL, goal_value::float8, occurred_at FROM events
+		WHERE received_at <= $10 AND workspace_id = $1 AND name = $2 AND deleted_at IS NULL
+		  AND occurred_at >= $8 AND occurred_at < $9`
+	}
+	if live >= 0 {
+		query += `
+		UNION ALL
+		SELECT 'l', NULL, NULL, count(*), count(DISTINCT contact_id), coalesce(sum(goal_value), 0)::float8, NULL FROM events
+		WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $11 AND occurred_at < $12
+		  AND deleted_at IS NULL AND received_at > $10`
+		args = append(args, liveStart, liveEnd)
+	} else {
+		query += ` AND $10::timestamptz IS NOT NULL`
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read chart: %w", err)
+	}
+	sums := map[rollupKey]rollupSum{}
+	cached := map[time.Time]cacheEntry{}
+	forced := map[int]bool{}
+	var (
+		kind    string
+		hod     *int16
+		day     *time.Time
+		a, b    *int64
+		f       *float64
+		at      *time.Time
+		expired []struct {
+			at   time.Time
+			goal *float64
+		}
+		liveRow Bucket
+	)
+	_, err = pgx.ForEachRow(rows, []any{&kind, &hod, &day, &a, &b, &f, &at}, func() error {
+		switch kind {
+		case "r":
+			sums[rollupKey{q.Name, *hod, day.UTC()}] = rollupSum{events: *a, changes: *b, goalSum: *f}
+		case "c":
+			cached[at.UTC()] = cacheEntry{start: *at, changes: *a, contacts: *b}
+		case "x":
+			expired = append(expired, struct {
+				at   time.Time
+				goal *float64
+			}{*at, f})
+		case "l":
+			liveRow = Bucket{Count: *a, Contacts: *b, GoalValueSum: *f}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read chart: %w", err)
+	}
+	changes := make([]int64, n)
+	for i := range out {
+		r := bucketSum(sums, q.Name, terms[i])
+		out[i].Count, out[i].GoalValueSum, changes[i] = r.events, r.goalSum, r.changes
+	}
+	// Expired events stay in the rollups until the sweeper purges them
+	// (which adjusts the rollups); until then they are taken out here and
+	// their buckets are not served from the cache.
+	for _, x := range expired {
+		i := bucketIndex(edges, x.at)
+		out[i].Count--
+		if x.goal != nil {
+			out[i].GoalValueSum -= *x.goal
+		}
+		forced[i] = true
+	}
+	var missing []int
+	for i := range out {
+		out[i].GoalValueSum = roundGoal(out[i].GoalValueSum)
+		switch c, ok := cached[edges[i].UTC()]; {
+		case i == live:
+			out[i].Count, out[i].Contacts, out[i].GoalValueSum = liveRow.Count, liveRow.Contacts, roundGoal(liveRow.GoalValueSum)
+		case out[i].Count == 0:
+		case ok && c.changes == changes[i] && !forced[i]:
+			out[i].Contacts = c.contacts
+		default:
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	keep, err := s.staleBuckets(ctx, workspaceID, q.Name, edges, terms, out, missing)
+	if err != nil {
+		return nil, err
+	}
+	var kept []cacheEntry
+	for _, e := range keep {
+		if !forced[e.i] {
+			kept = append(kept, e.cacheEntry)
+		}
+	}
+	return out, s.keepContacts(ctx, workspaceID, q, kept)
+}
+
+// maxFuture bounds how far ahead of its receipt an event may say it
+// happened (ingest.MaxFuture, with room).
+const maxFuture = 2 * time.Hour
+
+// cacheEntry is a distinct-contact count kept for a bucket.
+type cacheEntry struct {
+	start             time.Time
+	changes, contacts int64
+}
+
+// rollupKey addresses the rollup rows of one name, hour (or day) and day.
+type rollupKey struct {
+	name string
+	hod  int16
+	day  time.Time
+}
+
+// rollupSum is what rollup rows add up to.
+type rollupSum struct {
+	events, changes int64
+	goalSum         float64
+}
+
+// bucketSum adds up the rollup terms of a bucket.
+func bucketSum(sums map[rollupKey]rollupSum, name string, terms []rollupTerm) rollupSum {
+	var r rollupSum
+	for _, t := range terms {
+		v := sums[rollupKey{name, t.hod, t.day}]
+		r.events += t.sign * v.events
+		r.changes += t.sign * v.changes
+		r.goalSum += float64(t.sign) * v.goalSum
+	}
+	return r
+}
+
+// staleBuckets computes the listed buckets from the events, and, in the
+// same statement (one snapshot), the rollups' change counters over their
+// hours, which the cache keeps beside the counts.
+func (s *Store) staleBuckets(ctx context.Context, ws uuid.UUID, name string, edges []time.Time, terms [][]rollupTerm,
+	out []Bucket, which []int) ([]struct {
+	i int
+	cacheEntry
+}, error) {
+	var (
+		starts, ends     []time.Time
+		ti               []int64
+		thod             []int16
+		tday             []time.Time
+		tsign            []int64
+		bucketOfPosition []int
+	)
+	for _, i := range which {
+		starts, ends = append(starts, edges[i]), append(ends, edges[i+1])
+		bucketOfPosition = append(bucketOfPosition, i)
+		for _, t := range terms[i] {
+			ti, thod, tday, tsign = append(ti, int64(len(starts))), append(thod, t.hod), append(tday, t.day), append(tsign, t.sign)
+		}
+	}
+	rows, err := s.pool.Query(ctx, `WITH t AS (
+			SELECT * FROM unnest($6::bigint[], $7::smallint[], $8::date[], $9::bigint[]) AS t(i, hod, day, sign)),
+		v AS (SELECT t.i, sum(t.sign * r.changes)::bigint AS changes FROM t
+			JOIN event_rollups r ON r.workspace_id = $3 AND r.name = $4 AND r.hod = t.hod AND r.day = t.day
+			GROUP BY t.i)
+		SELECT b.i, c.events, c.contacts, c.goal_sum, coalesce(v.changes, 0)
+		FROM unnest($1::timestamptz[], $2::timestamptz[]) WITH ORDINALITY AS b(start, stop, i)
+		CROSS JOIN LATERAL (SELECT count(*) AS events, count(DISTINCT contact_id) AS contacts,
+			coalesce(sum(goal_value), 0)::float8 AS goal_sum
+			FROM events e WHERE e.workspace_id = $3 AND e.name = $4 AND e.occurred_at >= b.start
+			  AND e.occurred_at < b.stop AND e.deleted_at IS NULL AND e.received_at > $5) c
+		LEFT JOIN v ON v.i = b.i`,
+		starts, ends, ws, name, s.cutoff(), ti, thod, tday, tsign)
+	if err != nil {
+		return nil, fmt.Errorf("count buckets: %w", err)
+	}
+	var keep []struct {
+		i int
+		cacheEntry
+	}
+	var (
+		pos                       int64
+		events, contacts, changes int64
+		goalSum                   float64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&pos, &events, &contacts, &goalSum, &changes}, func() error {
+		i := bucketOfPosition[pos-1]
+		out[i].Count, out[i].Contacts, out[i].GoalValueSum = events, contacts, roundGoal(goalSum)
+		keep = append(keep, struct {
+			i int
+			cacheEntry
+		}{i, cacheEntry{start: edges[i], changes: changes, contacts: contacts}})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count buckets: %w", err)
+	}
+	return keep, nil
+}
+
+// keepContacts caches distinct-contact counts.
+func (s *Store) keepContacts(ctx context.Context, ws uuid.UUID, q StatsQuery, keep []cacheEntry) error {
+	if len(keep) == 0 {
+		return nil
+	}
+	starts := make([]time.Time, len(keep))
+	changes := make([]int64, len(keep))
+	contacts := make([]int64, len(keep))
+	for i, e := range keep {
+		starts[i], changes[i], contacts[i] = e.start, e.changes, e.contacts
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO event_contact_buckets AS b
+			(workspace_id, name, bucket, tz, start, changes, contacts)
+		SELECT $1, $2, $3, $4, u.start, u.changes, u.contacts
+		FROM unnest($5::timestamptz[], $6::bigint[], $7::bigint[]) AS u(start, changes, contacts)
+		ON CONFLICT (workspace_id, name, bucket, tz, start) DO UPDATE SET
+			changes = excluded.changes, contacts = excluded.contacts, computed_at = now()
+		WHERE b.changes < excluded.changes`,
+		ws, q.Name, q.Interval, q.TZ, starts, changes, contacts)
+	if err != nil {
+		return fmt.Errorf("keep contact counts: %w", err)
+	}
+	return nil
+}
+
+// bucketsFromEvents computes the listed buckets from the events table
+// alone (zones off whole UTC hours).
+func (s *Store) bucketsFromEvents(ctx context.Context, ws uuid.UUID, name string, edges []time.Time, out []Bucket, which []int) error {
+	starts := make([]time.Time, len(which))
+	ends := make([]time.Time, len(which))
+	for n, i := range which {
+		starts[n], ends[n] = edges[i], edges[i+1]
+	}
+	rows, err := s.pool.Query(ctx, `SELECT b.i, c.events, c.contacts, c.goal_sum FROM
+		unnest($1::timestamptz[], $2::timestamptz[]) WITH ORDINALITY AS b(start, stop, i)
+		CROSS JOIN LATERAL (SELECT count(*) AS events, count(DISTINCT contact_id) AS contacts,
+			coalesce(sum(goal_value), 0)::float8 AS goal_sum
+			FROM events e WHERE e.workspace_id = $3 AND e.name = $4 AND e.occurred_at >= b.start
+			  AND e.occurred_at < b.stop AND e.deleted_at IS NULL AND e.received_at > $5) c`,
+		starts, ends, ws, name, s.cutoff())
+	if err != nil {
+		return fmt.Errorf("count buckets: %w", err)
+	}
+	var (
+		i                int64
+		events, contacts int64
+		goalSum          float64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&i, &events, &contacts, &goalSum}, func() error {
+		b := &out[which[i-1]]
+		b.Count, b.Contacts, b.GoalValueSum = events, contacts, roundGoal(goalSum)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count buckets: %w", err)
+	}
+	return nil
+}
