@@ -432,6 +432,10 @@ func (e *env) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var (
+		failMu   sync.Mutex
+		failures = map[string]int{}
+	)
 	round := func(on bool, seed uint64) (float64, error) {
 		base := e.urlOff
 		if on {
@@ -454,6 +458,9 @@ func (e *env) ingest(ctx context.Context) error {
 					status, err := e.postTo(ctx, base, "/v1/events", body, nil)
 					if err != nil || status != http.StatusAccepted {
 						failed.Add(1)
+						failMu.Lock()
+						failures[fmt.Sprintf("rollups=%v status=%d err=%v", on, status, err)]++
+						failMu.Unlock()
 						continue
 					}
 					done.Add(1)
@@ -461,9 +468,6 @@ func (e *env) ingest(ctx context.Context) error {
 			}()
 		}
 		wg.Wait()
-		if failed.Load() > 0 {
-			return 0, fmt.Errorf("%d ingest requests failed", failed.Load())
-		}
 		return float64(done.Load()) / window.Seconds(), nil
 	}
 	for _, side := range []bool{true, false} { // warm-up
@@ -497,5 +501,11 @@ func (e *env) ingest(ctx context.Context) error {
 	slices.Sort(offs)
 	fmt.Printf("single-event ingest at %d clients, %d alternating pairs of %s: rollups on median %.0f/s, off %.0f/s; median ratio %.3f\n",
 		e.o.clients, e.o.ingestRounds, window, ons[len(ons)/2], offs[len(offs)/2], ratios[len(ratios)/2])
+	if len(failures) > 0 {
+		for k, n := range failures {
+			fmt.Printf("  failed ingest requests: %d x %s\n", n, k)
+		}
+		return fmt.Errorf("%d kinds of failed ingest requests", len(failures))
+	}
 	return nil
 }
