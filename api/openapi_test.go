@@ -123,12 +123,12 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	ops := oaOperations(t, oaDoc(t))
 	var undocumented, unrouted []string
 	for route := range routes {
-		if ops[route] == nil && !oaCatchAllCovers(route, ops) {
+		if ops[route] == nil {
 			undocumented = append(undocumented, route)
 		}
 	}
 	for op := range ops {
-		if !routes[op] && !oaUnderCatchAll(op, routes) {
+		if !routes[op] {
 			unrouted = append(unrouted, op)
 		}
 	}
@@ -594,31 +594,4 @@ func TestOpenAPIExamplesDecode(t *testing.T) {
 		require.Equal(t, v, responseDefinition("createAutomation", "201"))
 		require.Equal(t, v, responseDefinition("validateAutomation", "200"))
 	}
-}
-
-// oaCatchAllCovers reports whether a catch-all route (GET /v1/event-types/{rest},
-// which dispatches on the path's last segment) has documented operations
-// under its prefix.
-func oaCatchAllCovers(route string, ops map[string]map[string]any) bool {
-	prefix, ok := strings.CutSuffix(route, "{rest}")
-	if !ok {
-		return false
-	}
-	for op := range ops {
-		if strings.HasPrefix(op, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// oaUnderCatchAll reports whether a documented operation is served by a
-// catch-all route.
-func oaUnderCatchAll(op string, routes map[string]bool) bool {
-	for route := range routes {
-		if prefix, ok := strings.CutSuffix(route, "{rest}"); ok && strings.HasPrefix(op, prefix) {
-			return true
-		}
-	}
-	return false
 }
