@@ -319,57 +319,99 @@ func claim(ctx context.Context, tx pgx.Tx, c decision.Claims) (decision.Won, err
 }
 
 // writeDecided writes the enrollments the group started, the intents its
-// decisions wrote, and the decisions themselves, each table once.
+// decisions wrote, and the decisions themselves, each table once, all in
+// one round trip (a batch of INSERT ... SELECT FROM unnest statements): the
+// transaction holds its contacts' locks for one exchange with PostgreSQL
+// here, not one (or, for COPY, two) per table.
 func (s *Store) writeDecided(ctx context.Context, tx pgx.Tx, enrollments []decision.Enrollment, effects []decision.Effect,
 	decisions []*decision.Decision) error {
+	b := &pgx.Batch{}
 	if len(enrollments) > 0 {
-		rows := make([][]any, len(enrollments))
-		var exitRows [][]any
-		for i, e := range enrollments {
+		var (
+			ids, workspaces, automations, contacts, triggers []uuid.UUID
+			versions                                         []int32
+			workflows                                        []string
+			exitEvents                                       []*uuid.UUID
+			exitIDs, exitContacts                            []uuid.UUID
+			exitNames                                        []string
+		)
+		for _, e := range enrollments {
 			st := e.Start
-			rows[i] = []any{st.EnrollmentID, st.WorkspaceID, st.AutomationID, st.Version, st.ContactID, st.Trigger.ID,
-				e.WorkflowID, e.ExitEventID}
+			ids = append(ids, st.EnrollmentID)
+			workspaces = append(workspaces, st.WorkspaceID)
+			automations = append(automations, st.AutomationID)
+			versions = append(versions, int32(st.Version))
+			contacts = append(contacts, st.ContactID)
+			triggers = append(triggers, st.Trigger.ID)
+			workflows = append(workflows, e.WorkflowID)
+			exitEvents = append(exitEvents, e.ExitEventID)
 			for _, name := range e.ExitOn {
-				exitRows = append(exitRows, []any{st.EnrollmentID, st.ContactID, name})
+				exitIDs = append(exitIDs, st.EnrollmentID)
+				exitContacts = append(exitContacts, st.ContactID)
+				exitNames = append(exitNames, name)
 			}
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"enrollments"},
-			[]string{"id", "workspace_id", "automation_id", "version", "contact_id", "trigger_event_id", "workflow_id",
-				"exit_event_id"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("insert enrollments: %w", err)
-		}
-		if len(exitRows) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"enrollment_exits"},
-				[]string{"enrollment_id", "contact_id", "event_name"}, pgx.CopyFromRows(exitRows)); err != nil {
-				return fmt.Errorf("insert enrollment exits: %w", err)
-			}
+		b.Queue(`INSERT INTO enrollments (id, workspace_id, automation_id, version, contact_id, trigger_event_id, workflow_id,
+				exit_event_id)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::uuid[], $6::uuid[], $7::text[], $8::uuid[])`,
+			ids, workspaces, automations, versions, contacts, triggers, workflows, exitEvents)
+		if len(exitIDs) > 0 {
+			b.Queue(`INSERT INTO enrollment_exits (enrollment_id, contact_id, event_name)
+				SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[])`, exitIDs, exitContacts, exitNames)
 		}
 	}
 	if len(effects) > 0 {
-		rows := make([][]any, len(effects))
-		for i, e := range effects {
-			raw, err := json.Marshal(e.Payload)
+		var (
+			ids, workspaces       []uuid.UUID
+			workflows, kinds, raw []string
+			traces                []*string
+		)
+		for _, e := range effects {
+			payload, err := json.Marshal(e.Payload)
 			if err != nil {
 				return fmt.Errorf("encode %s intent: %w", e.Kind, err)
 			}
-			rows[i] = []any{NewID(), e.WorkspaceID, e.WorkflowID, e.Kind, json.RawMessage(raw), nullString(e.Trace)}
+			ids = append(ids, NewID())
+			workspaces = append(workspaces, e.WorkspaceID)
+			workflows = append(workflows, e.WorkflowID)
+			kinds = append(kinds, e.Kind)
+			raw = append(raw, string(payload))
+			traces = append(traces, nullString(e.Trace))
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"},
-			[]string{"id", "workspace_id", "workflow_id", "kind", "payload", "trace_parent"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("write outbox: %w", err)
-		}
+		b.Queue(`INSERT INTO outbox (id, workspace_id, workflow_id, kind, payload, trace_parent)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[])`,
+			ids, workspaces, workflows, kinds, raw, traces)
 	}
 	if len(decisions) > 0 && !s.skipDecisions {
-		rows := make([][]any, len(decisions))
-		for i, d := range decisions {
-			rows[i] = []any{d.ID, d.WorkspaceID, d.EventID, d.AutomationID, d.Version, d.Kind, d.Outcome,
-				nullUUID(d.EnrollmentID), d.DetailJSON(), d.At}
+		var (
+			ids, workspaces, events, automations []uuid.UUID
+			versions                             []int32
+			kinds, outcomes, details             []string
+			enrolled                             []*uuid.UUID
+			at                                   []time.Time
+		)
+		for _, d := range decisions {
+			ids = append(ids, d.ID)
+			workspaces = append(workspaces, d.WorkspaceID)
+			events = append(events, d.EventID)
+			automations = append(automations, d.AutomationID)
+			versions = append(versions, int32(d.Version))
+			kinds = append(kinds, d.Kind)
+			outcomes = append(outcomes, d.Outcome)
+			enrolled = append(enrolled, nullUUID(d.EnrollmentID))
+			details = append(details, string(d.DetailJSON()))
+			at = append(at, d.At)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"decisions"},
-			[]string{"id", "workspace_id", "event_id", "automation_id", "version", "kind", "outcome", "enrollment_id",
-				"detail", "at"}, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("keep decisions: %w", err)
-		}
+		b.Queue(`INSERT INTO decisions (id, workspace_id, event_id, automation_id, version, kind, outcome, enrollment_id, detail, at)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::integer[], $6::text[], $7::text[],
+				$8::uuid[], $9::jsonb[], $10::timestamptz[])`,
+			ids, workspaces, events, automations, versions, kinds, outcomes, enrolled, details, at)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write enrollments, intents and decisions: %w", err)
 	}
 	return nil
 }
