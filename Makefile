@@ -20,6 +20,7 @@ TEMPORAL_SERVER_VERSION := 1.32.1
 export HELM_VERSION TEMPORAL_SERVER_VERSION
 
 .PHONY: help run test test-race test-faults lint fmt vet build migrate bench temporal psql stop clean
+.PHONY: test-cluster bench-cluster
 
 help: ## Show the targets
 	@echo 'Usage: make TARGET'
@@ -57,6 +58,9 @@ bench: ## Run both benchmarks (record path, then act path, which starts its own 
 	@scripts/temporal.sh build
 	@SIGNALBOX_TEMPORAL_CLI=$(CURDIR)/bin/temporal scripts/with-services.sh -- \
 		bash -c 'go run ./cmd/signalbox-bench && go run ./cmd/signalbox-actbench'
+
+test-cluster: ## Run the production topology here: a real Temporal server on PostgreSQL, 2 APIs, 3 workers, one killed mid-run
+	@scripts/test-cluster.sh
 
 temporal: ## Start the Temporal dev server in the background (make stop stops it)
 	@scripts/temporal.sh start
