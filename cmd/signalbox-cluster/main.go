@@ -48,7 +48,7 @@ func main() {
 // env is what the command reads from the environment.
 type env struct {
 	databaseURL, signalboxBin, serverBin, sqlTool, schemaDir, cli string
-	shards                                                         int
+	shards                                                        int
 	// existing is SIGNALBOX_CLUSTER_ADDRESS: run the test's processes and
 	// scenario on a Temporal server already running (its namespace
 	// "signalbox" and the search attributes registered) instead of
