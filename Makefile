@@ -62,6 +62,9 @@ bench: ## Run both benchmarks (record path, then act path, which starts its own 
 test-cluster: ## Run the production topology here: a real Temporal server on PostgreSQL, 2 APIs, 3 workers, one killed mid-run
 	@scripts/test-cluster.sh
 
+bench-cluster: ## Act path on a real Temporal cluster vs the dev server: 1 and 3 workers vs bare SDK, drain of a 20,000-event burst
+	@scripts/bench-cluster.sh
+
 temporal: ## Start the Temporal dev server in the background (make stop stops it)
 	@scripts/temporal.sh start
 

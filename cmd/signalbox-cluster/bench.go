@@ -29,7 +29,7 @@ type benchFigures struct {
 		DrainSec      float64 `json:"drain_s"`
 		DrainRate     float64 `json:"drain_per_s"`
 		DeliveredRate float64 `json:"delivered_per_s"`
-		CompletedRate float64 `json:"completed_per_s"`
+		Completed     int     `json:"completed"`
 	} `json:"drain"`
 	Errors int64 `json:"errors"`
 }
@@ -51,7 +51,7 @@ type benchRun struct {
 // and with 3 workers against the bare SDK on the same server, and the
 // drain of a 20,000-event burst, first on a real cluster on PostgreSQL,
 // then on the dev server, in one run.
-func runBench(ctx context.Context, e env, out io.Writer, actbench string, duration string) error {
+func runBench(ctx context.Context, e env, out io.Writer, actbench, duration, only string) error {
 	dir, err := os.MkdirTemp("", "signalbox-bench-cluster-")
 	if err != nil {
 		return err
@@ -72,6 +72,9 @@ func runBench(ctx context.Context, e env, out io.Writer, actbench string, durati
 		phase   string
 		workers int
 	}{{"start", 1}, {"start", 3}, {"drain", 3}} {
+		if only != "" && only != r.phase {
+			continue
+		}
 		run, err := actbenchRun(ctx, e, out, actbench, duration, server, r.phase, r.workers, clusterArgs)
 		if err != nil {
 			c.stop()
@@ -85,6 +88,9 @@ func runBench(ctx context.Context, e env, out io.Writer, actbench string, durati
 		phase   string
 		workers int
 	}{{"start", 1}, {"start", 3}, {"drain", 3}} {
+		if only != "" && only != r.phase {
+			continue
+		}
 		run, err := actbenchRun(ctx, e, out, actbench, duration, "dev server", r.phase, r.workers, nil)
 		if err != nil {
 			return err
@@ -136,11 +142,11 @@ func printBenchSummary(w io.Writer, runs []benchRun) {
 	_ = tw.Flush()
 	fmt.Fprintln(w, "\ndrain after an ingest burst (absolute rates on this machine)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tworkers\tevents\tingest/s\tbacklog at end\tdrain intents/s\tdelivered/s\tcompleted/s\t")
+	fmt.Fprintln(tw, "server\tworkers\tevents\tingest/s\tbacklog at end\tdrain s\tdrain intents/s\tdelivered/s\tcompleted by then\t")
 	for _, r := range runs {
 		if d := r.fig.Drain; d != nil {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t\n", r.server, r.workers, d.Events, d.IngestRate,
-				d.BacklogAtEnd, d.DrainRate, d.DeliveredRate, d.CompletedRate)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%d\t%.0f\t%.0f\t%.0f\t%d\t\n", r.server, r.workers, d.Events, d.IngestRate,
+				d.BacklogAtEnd, d.DrainSec, d.DrainRate, d.DeliveredRate, d.Completed)
 		}
 	}
 	_ = tw.Flush()

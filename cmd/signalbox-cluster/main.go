@@ -21,7 +21,8 @@
 // (the module's schema/postgresql/v12), SIGNALBOX_TEMPORAL_CLI (the CLI for
 // `temporal workflow list`), CLUSTER_SHARDS (history shards, default 4);
 // for bench also SIGNALBOX_ACTBENCH (bin/signalbox-actbench) and
-// BENCH_DURATION (each measured run, default 10s).
+// BENCH_DURATION (each measured run, default 10s) and BENCH_ONLY (start
+// or drain: that phase alone).
 // Everything it starts, it stops, also on Ctrl-C.
 package main
 
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if duration == "" {
 			duration = "10s"
 		}
-		return runBench(ctx, e, stdout, bin, duration)
+		return runBench(ctx, e, stdout, bin, duration, getenv("BENCH_ONLY"))
 	}
 	return runTest(ctx, e, stdout)
 }
