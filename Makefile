@@ -20,6 +20,7 @@ TEMPORAL_SERVER_VERSION := 1.32.1
 export HELM_VERSION TEMPORAL_SERVER_VERSION
 
 .PHONY: help run test test-race test-faults lint fmt vet build migrate bench bench-segments temporal psql stop clean
+.PHONY: test-cluster bench-cluster
 
 help: ## Show the targets
 	@echo 'Usage: make TARGET'
@@ -60,6 +61,12 @@ bench: ## Run the benchmarks (record path, act path with its own Temporal dev se
 
 bench-segments: ## Run only the segments and analytics benchmark (loads 1,000,000 generated events with COPY)
 	@scripts/with-services.sh -- go run ./cmd/signalbox-segbench
+
+test-cluster: ## Run the production topology here: a real Temporal server on PostgreSQL, 2 APIs, 3 workers, one killed mid-run
+	@scripts/test-cluster.sh
+
+bench-cluster: ## Act path on a real Temporal cluster vs the dev server: 1 and 3 workers vs bare SDK, drain of a 20,000-event burst
+	@scripts/bench-cluster.sh
 
 temporal: ## Start the Temporal dev server in the background (make stop stops it)
 	@scripts/temporal.sh start

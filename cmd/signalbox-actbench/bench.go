@@ -25,7 +25,10 @@ type bench struct {
 func (b *bench) measure(ctx context.Context) (*report, error) {
 	rep := &report{Duration: b.o.duration.String(), Clients: b.o.clients, Rate: b.o.rate,
 		TemporalDB: b.o.temporalDB, PostgreSQL: b.s.pgVersion, CPUs: numCPU(),
-		Automations: b.o.automations, Waits: b.o.waits}
+		Automations: b.o.automations, Waits: b.o.waits, Workers: b.o.workers}
+	if b.o.temporalAddress != "" {
+		rep.Server = "Temporal server at " + b.o.temporalAddress + " (PostgreSQL persistence)"
+	}
 	if b.o.profileDir != "" {
 		if err := os.MkdirAll(b.o.profileDir, 0o755); err != nil {
 			return nil, err
@@ -39,6 +42,7 @@ func (b *bench) measure(ctx context.Context) (*report, error) {
 		{"latency", b.latencyPhase},
 		{"resume", b.resumePhase},
 		{"ingest", b.ingestPhase},
+		{"drain", b.drainPhase},
 	}
 	for _, st := range steps {
 		if !b.o.phases[st.name] {
@@ -105,13 +109,16 @@ func (b *bench) watchWindow(ctx context.Context, name string) func() cpuUsage {
 	}
 }
 
-// withWorker runs f with a worker of the kind polling, stopping it after.
+// withWorker runs f with -workers workers of the kind polling (each with
+// its own pollers, as separate processes would have), stopping them after.
 func (b *bench) withWorker(kind workerKind, f func() error) error {
-	w, err := b.s.startWorker(kind)
-	if err != nil {
-		return err
+	for range b.o.workers {
+		w, err := b.s.startWorker(kind)
+		if err != nil {
+			return err
+		}
+		defer w.Stop()
 	}
-	defer w.Stop()
 	return f()
 }
 

@@ -78,10 +78,23 @@ type options struct {
 	timeout     time.Duration
 	phases      map[string]bool
 	startOrder  []string
+	// A Temporal server of the caller's instead of a dev server of its own
+	// (make bench-cluster), its namespace, and its pid for the CPU figures.
+	temporalAddress   string
+	temporalNamespace string
+	temporalPID       int
+	// workers is how many workers run each side of the act phases.
+	workers int
+	// burst is the drain phase's number of triggering events.
+	burst int
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
-var phaseNames = []string{"start", "latency", "resume", "ingest"}
+var phaseNames = []string{"start", "latency", "resume", "ingest", "drain"}
+
+// defaultPhases run unless -phases names others (drain is make
+// bench-cluster's).
+var defaultPhases = []string{"start", "latency", "resume", "ingest"}
 
 // parseFlags reads the command line; DATABASE_URL is the default server.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -102,7 +115,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "longest wait for one workflow's step, or for a phase's workflows to finish")
 	order := fs.String("start-order", strings.Join(defaultStartOrder, ","),
 		"the start phase's runs in order: baseline, shape or signalbox; baseline and signalbox at least once")
-	phases := fs.String("phases", strings.Join(phaseNames, ","), "comma-separated phases to run: "+strings.Join(phaseNames, ", "))
+	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run: "+strings.Join(phaseNames, ", "))
+	fs.StringVar(&o.temporalAddress, "temporal-address", "", "an existing Temporal server to measure on instead of a dev server of its own")
+	fs.StringVar(&o.temporalNamespace, "temporal-namespace", "default", "the namespace on -temporal-address")
+	fs.IntVar(&o.temporalPID, "temporal-pid", 0, "the pid of the server at -temporal-address, for its CPU figures")
+	fs.IntVar(&o.workers, "workers", 1, "workers (each with its own pollers) running each side of the act phases")
+	fs.IntVar(&o.burst, "burst", 20_000, "triggering events of the drain phase's burst")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -148,6 +166,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.temporalDB != "file" && o.temporalDB != "memory" {
 		errs = append(errs, errors.New("-temporal-db must be file or memory"))
+	}
+	if o.workers < 1 {
+		errs = append(errs, errors.New("-workers must be at least 1"))
+	}
+	if o.burst < 1 {
+		errs = append(errs, errors.New("-burst must be at least 1"))
 	}
 	if o.timeout < time.Second {
 		errs = append(errs, errors.New("-timeout must be at least 1s"))

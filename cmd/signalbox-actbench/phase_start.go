@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -167,7 +168,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 		// SignalWithStartWorkflow of a one-activity workflow.
 		"baseline": {side: &res.Baseline, worker: bareWorker, want: probeCount,
 			op: func(ctx context.Context) error {
-				id := fmt.Sprintf("bare-start-%d", seq.Add(1))
+				id := fmt.Sprintf("bare-start-%d-%d", os.Getpid(), seq.Add(1))
 				if _, err := b.s.tc.SignalWithStartWorkflow(ctx, id, bareSignal, bareInput{Key: id},
 					client.StartWorkflowOptions{ID: id, TaskQueue: bareQueue}, bareStepWorkflow, bareInput{Key: id}); err != nil {
 					return err
@@ -180,7 +181,7 @@ func (b *bench) startPhase(ctx context.Context, rep *report) error {
 		// input's contact, as for an enrollment.
 		"shape": {side: &res.Shaped, worker: bareWorker, want: probeCount,
 			op: func(ctx context.Context) error {
-				id := fmt.Sprintf("bare-shaped-%d", seq.Add(1))
+				id := fmt.Sprintf("bare-shaped-%d-%d", os.Getpid(), seq.Add(1))
 				in := bareShapedInput(def)
 				if _, err := b.s.tc.ExecuteWorkflow(ctx, dispatch.StartOptions(id, bareQueue, in), bareShapedWorkflow, in); err != nil {
 					return err

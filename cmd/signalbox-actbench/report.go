@@ -23,9 +23,15 @@ type report struct {
 	Latency     *latencyResult `json:"latency,omitempty"`
 	Resume      *resumeResult  `json:"resume,omitempty"`
 	Ingest      *ingestResult  `json:"ingest,omitempty"`
-	Rows        []row          `json:"rows"`
-	Errors      int64          `json:"errors"`
-	FirstError  string         `json:"first_error,omitempty"`
+	Drain       *drainResult   `json:"drain,omitempty"`
+	// Server says which Temporal server ran: the dev server, or the
+	// -temporal-address one.
+	Server string `json:"temporal_server"`
+	// Workers is -workers.
+	Workers    int    `json:"workers"`
+	Rows       []row  `json:"rows"`
+	Errors     int64  `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // row is one line of the table: a figure of the baseline and of Signalbox,
@@ -130,8 +136,12 @@ func thousands(n int) string {
 // printReport writes the table and what each baseline is.
 func printReport(w io.Writer, r *report) {
 	r.Rows = r.rows()
-	fmt.Fprintf(w, "\nSignalbox act-path benchmark: %s per run, %d clients, %.0f/s open loop, %d CPUs, PostgreSQL %s, Temporal dev server on SQLite (%s)\n\n",
-		r.Duration, r.Clients, r.Rate, r.CPUs, r.PostgreSQL, sqliteMode(r.TemporalDB))
+	server := fmt.Sprintf("Temporal dev server on SQLite (%s)", sqliteMode(r.TemporalDB))
+	if r.Server != "" {
+		server = r.Server
+	}
+	fmt.Fprintf(w, "\nSignalbox act-path benchmark: %s per run, %d clients, %.0f/s open loop, %d CPUs, PostgreSQL %s, %s, %d worker(s) per side\n\n",
+		r.Duration, r.Clients, r.Rate, r.CPUs, r.PostgreSQL, server, r.Workers)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tmetric\tbaseline\tsignalbox\tratio\ttarget\tresult\t")
 	for _, x := range r.Rows {
@@ -139,6 +149,9 @@ func printReport(w io.Writer, r *report) {
 			x.Phase, x.Metric, x.Baseline, x.Signalbox, x.Ratio, x.Target, x.Result)
 	}
 	_ = tw.Flush()
+	if r.Drain != nil {
+		printDrain(w, r.Drain)
+	}
 	fmt.Fprint(w, `
 ratio = signalbox / baseline. Baselines, on the same servers in the same run:
   start    SignalWithStartWorkflow of a workflow that runs one no-op activity, then completes, from

@@ -89,9 +89,12 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 
 	// Production's settings, from the environment like `signalbox dev`,
 	// pointed at the throwaway servers.
-	devAddr, err := freeAddr()
-	if err != nil {
-		return s, err
+	devAddr, namespace := o.temporalAddress, o.temporalNamespace
+	if devAddr == "" {
+		if devAddr, err = freeAddr(); err != nil {
+			return s, err
+		}
+		namespace = "default"
 	}
 	s.cfg, err = config.FromEnv(func(k string) string {
 		switch k {
@@ -100,7 +103,7 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 		case "TEMPORAL_ADDRESS":
 			return devAddr
 		case "TEMPORAL_NAMESPACE":
-			return "default"
+			return namespace
 		case "HTTP_ADDR":
 			return "127.0.0.1:0"
 		}
@@ -109,8 +112,12 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 	if err != nil {
 		return s, err
 	}
-	if err := s.startDevServer(ctx, getenv, devAddr); err != nil {
-		return s, err
+	if o.temporalAddress == "" {
+		if err := s.startDevServer(ctx, getenv, devAddr); err != nil {
+			return s, err
+		}
+	} else {
+		s.devPID = o.temporalPID
 	}
 
 	if s.store, err = store.Open(ctx, s.dbURL, store.Config{MaxConns: s.cfg.DBMaxConns, Retention: s.cfg.EventRetention,
