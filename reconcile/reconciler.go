@@ -76,11 +76,12 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-// Round claims one batch of enrollments due for a check, checks them and
-// says how many it claimed.
+// Round claims one batch of enrollments due for a check, checks them, then
+// records the end of stale backfills (whether or not any enrollment was
+// due), and says how many enrollments it claimed.
 func (r *Reconciler) Round(ctx context.Context) (int, error) {
 	due, err := r.store.ClaimUnchecked(ctx, r.cfg.Every, r.cfg.Batch)
-	if err != nil || len(due) == 0 {
+	if err != nil {
 		return 0, err
 	}
 	var wg sync.WaitGroup
