@@ -6,9 +6,10 @@
 #
 #   scripts/cluster.sh build    build them (the first build takes minutes)
 #
-# Sourced, it defines cluster_build and cluster_env; cluster_env exports
-# what cmd/signalbox-cluster reads (TEMPORAL_SERVER_BIN, TEMPORAL_SQL_TOOL,
-# TEMPORAL_SCHEMA_DIR: the versioned PostgreSQL schemas inside the module).
+# Sourced, it defines cluster_build, cluster_env and cluster_run; cluster_env
+# exports what cmd/signalbox-cluster reads (TEMPORAL_SERVER_BIN,
+# TEMPORAL_SQL_TOOL, TEMPORAL_SCHEMA_DIR: the versioned PostgreSQL schemas
+# inside the module).
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -55,6 +56,45 @@ cluster_env() {
 	[[ -d "$dir/schema/postgresql/v12" ]] || sb_die "no schema/postgresql/v12 in go.temporal.io/server@$version ($dir)"
 	export TEMPORAL_SERVER_BIN="$SB_BIN/temporal-server" TEMPORAL_SQL_TOOL="$SB_BIN/temporal-sql-tool"
 	export TEMPORAL_SCHEMA_DIR="$dir/schema/postgresql/v12"
+}
+
+# cluster_run MODE is what make test-cluster (MODE test) and make
+# bench-cluster (MODE bench) run: PostgreSQL, the Temporal builds,
+# bin/signalbox, bin/signalbox-cluster (and for bench bin/signalbox-actbench)
+# built from this checkout, then `signalbox-cluster MODE`; the local
+# PostgreSQL is stopped at the end if this started it. The caller sources
+# scripts/postgres.sh and scripts/temporal.sh.
+cluster_run() {
+	local mode="$1"
+	_cluster_cleanup() {
+		local rc=$?
+		trap - EXIT
+		trap '' PIPE
+		set +e
+		if [[ -n "$PG_STARTED" ]] && ! pg_stop 2>/dev/null; then
+			sb_warn "could not stop the local PostgreSQL (scripts/postgres.sh stop)"
+			rc=1
+		fi
+		exit "$rc"
+	}
+	trap _cluster_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	pg_ensure
+	temporal_build
+	cluster_build
+	cluster_env
+	sb_log "go build bin/signalbox bin/signalbox-cluster"
+	go build -o "$SB_BIN/signalbox" ./cmd/signalbox
+	go build -o "$SB_BIN/signalbox-cluster" ./cmd/signalbox-cluster
+	export SIGNALBOX_BIN="$SB_BIN/signalbox" SIGNALBOX_TEMPORAL_CLI="$SB_BIN/temporal"
+	if [[ "$mode" == bench ]]; then
+		sb_log "go build bin/signalbox-actbench"
+		go build -o "$SB_BIN/signalbox-actbench" ./cmd/signalbox-actbench
+		export SIGNALBOX_ACTBENCH="$SB_BIN/signalbox-actbench"
+	fi
+	"$SB_BIN/signalbox-cluster" "$mode"
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

@@ -17,27 +17,4 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/temporal.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/cluster.sh"
 cd "$SB_ROOT"
 
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	trap '' PIPE
-	set +e
-	if [[ -n "$PG_STARTED" ]] && ! pg_stop 2>/dev/null; then
-		sb_warn "could not stop the local PostgreSQL (scripts/postgres.sh stop)"
-		rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-pg_ensure
-temporal_build
-cluster_build
-cluster_env
-sb_log "go build bin/signalbox bin/signalbox-cluster"
-go build -o "$SB_BIN/signalbox" ./cmd/signalbox
-go build -o "$SB_BIN/signalbox-cluster" ./cmd/signalbox-cluster
-export SIGNALBOX_BIN="$SB_BIN/signalbox" SIGNALBOX_TEMPORAL_CLI="$SB_BIN/temporal"
-"$SB_BIN/signalbox-cluster" test
+cluster_run test
