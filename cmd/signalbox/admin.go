@@ -88,17 +88,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	switch args[0] {
 	case "create":
-		fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		wsFlag := fs.String("workspace", "", "workspace id (required)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return errUsage
-		}
-		wsID, err := uuid.Parse(*wsFlag)
-		if err != nil {
-			return fmt.Errorf("--workspace must be a workspace id, got %q", *wsFlag)
-		}
-		st, err := openStore(ctx, getenv)
+		wsID, st, err := workspaceStore(ctx, "apikey create", args[1:], stderr, getenv)
 		if err != nil {
 			return err
 		}
@@ -113,17 +103,7 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stdout, "api key %s\nprefix %s\n(the key is shown only once)\n", key.Secret, key.Prefix)
 		return nil
 	case "list":
-		fs := flag.NewFlagSet("apikey list", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		wsFlag := fs.String("workspace", "", "workspace id (required)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return errUsage
-		}
-		wsID, err := uuid.Parse(*wsFlag)
-		if err != nil {
-			return fmt.Errorf("--workspace must be a workspace id, got %q", *wsFlag)
-		}
-		st, err := openStore(ctx, getenv)
+		wsID, st, err := workspaceStore(ctx, "apikey list", args[1:], stderr, getenv)
 		if err != nil {
 			return err
 		}
@@ -203,4 +183,25 @@ func devKey(ctx context.Context, st *store.Store, keyFile string) (secret string
 		return "", uuid.Nil, false, err
 	}
 	return key.Secret, ws.ID, true, nil
+}
+
+// workspaceStore parses an `apikey` subcommand's --workspace flag and opens
+// the store.
+func workspaceStore(ctx context.Context, name string, args []string, stderr io.Writer,
+	getenv func(string) string) (uuid.UUID, *store.Store, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wsFlag := fs.String("workspace", "", "workspace id (required)")
+	if err := fs.Parse(args); err != nil {
+		return uuid.Nil, nil, errUsage
+	}
+	wsID, err := uuid.Parse(*wsFlag)
+	if err != nil {
+		return uuid.Nil, nil, fmt.Errorf("--workspace must be a workspace id, got %q", *wsFlag)
+	}
+	st, err := openStore(ctx, getenv)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	return wsID, st, nil
 }
