@@ -83,17 +83,18 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 	if live >= 0 {
 		query += `
 		UNION ALL
-		SELECT 'l', NULL, NULL, count(*), count(DISTINCT contact_id), coalesce(sum(goal_value), 0)::float8, NULL FROM events
+		SELECT 'l', NULL, NULL, NULL, count(DISTINCT contact_id), NULL, NULL FROM events
 		WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $11 AND occurred_at < $12
 		  AND deleted_at IS NULL AND received_at > $10`
 		args = append(args, liveStart, liveEnd)
 	} else {
 		query += ` AND $10::timestamptz IS NOT NULL`
 	}
-	rows, err := s.pool.Query(ctx, query, args...)
+	batch, rows, err := s.queryGeneric(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read chart: %w", err)
 	}
+	defer batch.Close()
 	sums := map[rollupKey]rollupSum{}
 	cached := map[time.Time]cacheEntry{}
 	forced := map[int]bool{}
@@ -108,7 +109,7 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 			at   time.Time
 			goal *float64
 		}
-		liveRow Bucket
+		liveContacts int64
 	)
 	_, err = pgx.ForEachRow(rows, []any{&kind, &hod, &day, &a, &b, &f, &at}, func() error {
 		switch kind {
@@ -122,10 +123,13 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 				goal *float64
 			}{*at, f})
 		case "l":
-			liveRow = Bucket{Count: *a, Contacts: *b, GoalValueSum: *f}
+			liveContacts = *b
 		}
 		return nil
 	})
+	if err == nil {
+		err = batch.Close()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read chart: %w", err)
 	}
@@ -150,7 +154,7 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 		out[i].GoalValueSum = roundGoal(out[i].GoalValueSum)
 		switch c, ok := cached[edges[i].UTC()]; {
 		case i == live:
-			out[i].Count, out[i].Contacts, out[i].GoalValueSum = liveRow.Count, liveRow.Contacts, roundGoal(liveRow.GoalValueSum)
+			out[i].Contacts = liveContacts
 		case out[i].Count == 0:
 		case ok && c.changes == changes[i] && !forced[i]:
 			out[i].Contacts = c.contacts
@@ -329,4 +333,27 @@ func (s *Store) bucketsFromEvents(ctx context.Context, ws uuid.UUID, name string
 		return fmt.Errorf("count buckets: %w", err)
 	}
 	return nil
+}
+
+// queryGeneric runs a read whose prepared statement should use
+// PostgreSQL's generic plan: planning a custom plan for the chart's
+// statement costs as much as running it, and its plan does not depend on
+// the values. The setting is local to the batch's implicit transaction,
+// so the connection goes back to the pool as it was; both statements go in
+// one round trip. The caller closes the rows, then the batch.
+func (s *Store) queryGeneric(ctx context.Context, sql string, args ...any) (pgx.BatchResults, pgx.Rows, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
+	b.Queue(sql, args...)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, nil, err
+	}
+	return br, rows, nil
 }

@@ -61,3 +61,39 @@ func TestRollupsFollowEveryWrite(t *testing.T) {
 	require.NoError(t, s.RebuildRollups(ctx, ws.ID))
 	check()
 }
+
+// TestChartLeavesConnectionsAsTheyWere draws a chart (whose statement runs
+// with a generic plan, set for its batch alone) on a pool of one
+// connection, then requires that connection's plan_cache_mode unchanged
+// and the live bucket exact, and the chart's statement planned generically
+// every time.
+func TestChartLeavesConnectionsAsTheyWere(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t, store.Config{MaxConns: 1})
+	ws, _ := storetest.Workspace(t, s, store.PlanStarter)
+	now := time.Now().UTC()
+	for i, goal := range []string{"5", "", "7.5"} {
+		_, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
+			Email: []string{"ada@example.com", "bob@example.com", "ada@example.com"}[i], CreateIfMissing: true,
+			Name: "buy", GoalType: map[bool]string{true: "purchase"}[goal != ""], GoalValue: goal,
+			Properties: json.RawMessage(`{}`), OccurredAt: now}}}})
+		require.NoError(t, err)
+	}
+	for range 7 { // past the five custom plans PostgreSQL tries first
+		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "buy", Interval: store.IntervalDay, TZ: "UTC",
+			Loc: time.UTC, Since: now.Add(-72 * time.Hour), Until: now.Add(time.Hour)})
+		require.NoError(t, err)
+		last := buckets[len(buckets)-1]
+		require.Equal(t, store.Bucket{Start: last.Start, Count: 3, Contacts: 2, GoalValueSum: 12.5}, last)
+	}
+	var mode string
+	var generic, custom int64
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT current_setting('plan_cache_mode'),
+		(SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%event_contact_buckets%'),
+		(SELECT coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%event_contact_buckets%')`).
+		Scan(&mode, &generic, &custom))
+	require.Equal(t, "auto", mode)
+	require.Zero(t, custom, "custom plans of the chart's statement")
+	require.GreaterOrEqual(t, generic, int64(7), "generic plans of the chart's statement")
+}
