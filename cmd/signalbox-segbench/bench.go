@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -42,6 +43,9 @@ type env struct {
 }
 
 func bench(ctx context.Context, serverURL string, o options) error {
+	if o.reuse != "" {
+		return benchOn(ctx, serverURL, o)
+	}
 	name, dbURL, err := store.CreateScratchDatabase(ctx, serverURL, "segbench_")
 	if err != nil {
 		return err
@@ -71,6 +75,41 @@ func bench(ctx context.Context, serverURL string, o options) error {
 	}
 	fmt.Printf("loaded %d contacts and %d events over %d days in %s (COPY, then RebuildRollups, VACUUM ANALYZE)\n",
 		o.contacts, o.events, o.days, time.Since(start).Round(time.Second))
+	return e.phases(ctx, dbURL)
+}
+
+// benchOn runs the phases on a database an earlier run kept (-keep), with
+// a new API key of its workspace.
+func benchOn(ctx context.Context, serverURL string, o options) error {
+	dbURL, err := store.WithDatabase(serverURL, o.reuse)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dbURL, store.Config{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	e := &env{o: o, pool: st.Pool(), st: st, now: time.Now().UTC()}
+	if err := st.Pool().QueryRow(ctx, `SELECT id, name, plan FROM workspaces WHERE name = 'segbench'`).
+		Scan(&e.ws.ID, &e.ws.Name, &e.ws.Plan); err != nil {
+		return fmt.Errorf("the segbench workspace of %s: %w", o.reuse, err)
+	}
+	key, err := st.CreateAPIKey(ctx, e.ws.ID)
+	if err != nil {
+		return err
+	}
+	e.key = key.Secret
+	for i := range o.names {
+		e.names = append(e.names, fmt.Sprintf("event.%02d", i+1))
+		e.weights = append(e.weights, 1/float64(i+1))
+	}
+	return e.phases(ctx, dbURL)
+}
+
+// phases serves the API on the loaded database and runs the phases.
+func (e *env) phases(ctx context.Context, dbURL string) error {
+	o, st := e.o, e.st
 
 	rec := ingest.NewRecorder(st, ingest.RecorderConfig{})
 	defer rec.Close()
@@ -110,6 +149,21 @@ func bench(ctx context.Context, serverURL string, o options) error {
 		}
 	}
 	return nil
+}
+
+// meanName is the name whose Zipf share is nearest 1/names.
+func (e *env) meanName() string {
+	total := 0.0
+	for _, w := range e.weights {
+		total += w
+	}
+	best := 0
+	for i, w := range e.weights {
+		if math.Abs(w/total-1/float64(len(e.weights))) < math.Abs(e.weights[best]/total-1/float64(len(e.weights))) {
+			best = i
+		}
+	}
+	return e.names[best]
 }
 
 // pickName draws a name by its Zipf weight.
@@ -266,10 +320,12 @@ type statsAnswer struct {
 	Buckets []store.Bucket `json:"buckets"`
 }
 
-// chart measures the 90-day daily chart of the busiest and the median name.
+// chart measures the 90-day daily chart of the busiest name, of the name
+// whose share is nearest the mean (the volume every name would have if
+// they were equally busy: events / names) and of the median name.
 func (e *env) chart(ctx context.Context) error {
 	since, until := e.now.Add(-90*24*time.Hour), e.now.Add(time.Hour)
-	for _, name := range []string{e.names[0], e.names[len(e.names)/2-1]} {
+	for _, name := range []string{e.names[0], e.meanName(), e.names[len(e.names)/2-1]} {
 		var total int64
 		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE workspace_id = $1 AND name = $2`, e.ws.ID, name).Scan(&total); err != nil {
 			return err

@@ -14,7 +14,8 @@
 // Every figure is measured through the real HTTP API (an in-process
 // server), alternating with its baseline query round by round:
 //
-//   - the 90-day daily chart of a name (stats, tz UTC and Europe/Paris) vs
+//   - the 90-day daily chart of the busiest, a mean-volume and the median
+//     name (stats, tz UTC and Europe/Paris) vs
 //     SELECT date_trunc('day', occurred_at), count(*) ... GROUP BY 1 on
 //     events; before each round one event of that name is recorded, so the
 //     current day's bucket is always stale and is recomputed, as on a live
@@ -59,6 +60,7 @@ type options struct {
 	ingestRounds                  int
 	ingestWindow                  string
 	keep                          bool
+	reuse                         string
 	phases                        string
 }
 
@@ -74,6 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	fs.IntVar(&o.ingestRounds, "ingest-rounds", 5, "rounds of each side of the ingest phase")
 	fs.StringVar(&o.ingestWindow, "ingest-window", "4s", "length of one ingest round")
 	fs.BoolVar(&o.keep, "keep", false, "keep the database (its name is printed)")
+	fs.StringVar(&o.reuse, "reuse", "", "run on a database kept by an earlier -keep run instead of loading a new one")
 	fs.StringVar(&o.phases, "phases", "chart,segment,top,ingest", "phases to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
