@@ -90,8 +90,8 @@ func TestChartLeavesConnectionsAsTheyWere(t *testing.T) {
 	var mode string
 	var generic, custom int64
 	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT current_setting('plan_cache_mode'),
-		(SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%event_contact_buckets%'),
-		(SELECT coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE '%event_contact_buckets%')`).
+		(SELECT coalesce(sum(generic_plans), 0) FROM pg_prepared_statements WHERE statement LIKE 'SELECT ''r''%'),
+		(SELECT coalesce(sum(custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE 'SELECT ''r''%')`).
 		Scan(&mode, &generic, &custom))
 	require.Equal(t, "auto", mode)
 	require.Zero(t, custom, "custom plans of the chart's statement")

@@ -85,6 +85,9 @@ func benchOn(ctx context.Context, serverURL string, o options) error {
 	if err != nil {
 		return err
 	}
+	if _, err := store.Migrate(ctx, dbURL); err != nil {
+		return err
+	}
 	st, err := store.Open(ctx, dbURL, store.Config{})
 	if err != nil {
 		return err

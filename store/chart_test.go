@@ -1,0 +1,91 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/signalbox/signalbox/store"
+	"github.com/signalbox/signalbox/store/storetest"
+)
+
+// TestLiveBucketFollowsEveryChange draws a chart after each of a few
+// hundred random changes to the current day's events (new events of new
+// and returning contacts, upserts that move an event across days,
+// deletes, restores, and an event whose receipt is older than the latest,
+// as when transactions commit out of order) and requires every bucket to
+// equal what the events table says: counts from the rollups, distinct
+// contacts from the cache while its change counters match, the live
+// bucket's from its events.
+func TestLiveBucketFollowsEveryChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t, store.Config{})
+	ws, _ := storetest.Workspace(t, s, store.PlanStarter)
+	r := rand.New(rand.NewPCG(7, 8))
+	now := time.Now().UTC()
+	var ids []uuid.UUID
+	record := func(email, ext string, at time.Time) {
+		t.Helper()
+		out, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
+			Email: email, CreateIfMissing: true, Name: "seen", ExternalID: ext, GoalType: "purchase", GoalValue: "2",
+			Properties: json.RawMessage(`{}`), OccurredAt: at}}}})
+		require.NoError(t, err)
+		require.NoError(t, out[0].Results[0].Err)
+		ids = append(ids, out[0].Results[0].EventID)
+	}
+	check := func(step int, what string) {
+		t.Helper()
+		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "seen", Interval: store.IntervalDay, TZ: "UTC",
+			Loc: time.UTC, Since: now.Add(-48 * time.Hour), Until: now.Add(time.Hour)})
+		require.NoError(t, err)
+		rows, err := s.Pool().Query(ctx, `SELECT date_trunc('day', occurred_at, 'UTC'), count(*), count(DISTINCT contact_id)
+			FROM events WHERE workspace_id = $1 AND name = 'seen' AND deleted_at IS NULL GROUP BY 1`, ws.ID)
+		require.NoError(t, err)
+		truth := map[time.Time][2]int64{}
+		var (
+			day       time.Time
+			n, people int64
+		)
+		for rows.Next() {
+			require.NoError(t, rows.Scan(&day, &n, &people))
+			truth[day.UTC()] = [2]int64{n, people}
+		}
+		require.NoError(t, rows.Err())
+		for _, b := range buckets {
+			require.Equal(t, truth[b.Start.UTC()], [2]int64{b.Count, b.Contacts}, "step %d (%s), bucket %s", step, what, b.Start)
+		}
+	}
+	for step := range 250 {
+		var what string
+		switch k := r.IntN(10); {
+		case k < 5 || len(ids) == 0:
+			what = "new event"
+			record(fmt.Sprintf("c%d@example.com", r.IntN(12)), "", time.Now().UTC())
+		case k == 5:
+			what = "upsert moving an event"
+			x := r.IntN(4)
+			record(fmt.Sprintf("c%d@example.com", x), fmt.Sprintf("x%d", x), time.Now().UTC().Add(-time.Duration(r.IntN(30))*time.Hour))
+		case k == 6:
+			what = "delete"
+			_ = s.DeleteEvent(ctx, ws.ID, ids[r.IntN(len(ids))])
+		case k == 7:
+			what = "restore"
+			_, _ = s.RestoreEvent(ctx, ws.ID, ids[r.IntN(len(ids))])
+		case k == 8:
+			what = "out-of-order commit"
+			record(fmt.Sprintf("c%d@example.com", r.IntN(12)), "", time.Now().UTC())
+			_, err := s.Pool().Exec(ctx, `UPDATE events SET received_at = received_at - interval '1 hour' WHERE id = $1`, ids[len(ids)-1])
+			require.NoError(t, err)
+		default:
+			what = "nothing"
+		}
+		check(step, what)
+	}
+}
