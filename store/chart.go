@@ -334,26 +334,3 @@ func (s *Store) bucketsFromEvents(ctx context.Context, ws uuid.UUID, name string
 	}
 	return nil
 }
-
-// queryGeneric runs a read whose prepared statement should use
-// PostgreSQL's generic plan: planning a custom plan for the chart's
-// statement costs as much as running it, and its plan does not depend on
-// the values. The setting is local to the batch's implicit transaction,
-// so the connection goes back to the pool as it was; both statements go in
-// one round trip. The caller closes the rows, then the batch.
-func (s *Store) queryGeneric(ctx context.Context, sql string, args ...any) (pgx.BatchResults, pgx.Rows, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
-	b.Queue(sql, args...)
-	br := s.pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, nil, err
-	}
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return nil, nil, err
-	}
-	return br, rows, nil
-}

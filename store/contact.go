@@ -252,7 +252,7 @@ func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (i
 // contact is gone, and compute's error as it is.
 func (s *Store) UpdateContactOnce(ctx context.Context, workspaceID, contactID uuid.UUID, workflowID, stepID string,
 	compute func(Contact) (ContactPatch, json.RawMessage, error)) (result json.RawMessage, repeat bool, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.inGenericTx(ctx, func(tx pgx.Tx) error {
 		c, err := scanContact(tx.QueryRow(ctx, `SELECT `+contactColumns+` FROM contacts
 			WHERE workspace_id = $1 AND id = $2 FOR UPDATE`, workspaceID, contactID))
 		if err != nil {

@@ -119,7 +119,7 @@ func (s *Store) RecordStep(ctx context.Context, enrollmentID uuid.UUID, st StepR
 	}
 	// One statement, so one round trip: the line, and the current step
 	// when the line is new.
-	_, err := s.pool.Exec(ctx, `WITH line AS (
+	_, err := s.execGeneric(ctx, `WITH line AS (
 			INSERT INTO enrollment_steps (enrollment_id, seq, step_id, step_type, outcome, detail)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING enrollment_id)
 		UPDATE enrollments SET current_step = $3 WHERE id = (SELECT enrollment_id FROM line) AND status = 'active'`,
@@ -145,7 +145,7 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 	// One statement (its parts see the same snapshot and commit together),
 	// so one round trip.
 	var final string
-	err := s.pool.QueryRow(ctx, `WITH ended AS (
+	err := s.queryRowGeneric(ctx, []any{&final}, `WITH ended AS (
 			UPDATE enrollments SET
 			status = CASE WHEN status <> 'active' THEN status
 			              WHEN $2 = 'completed' AND (exit_event_id IS NOT NULL OR exit_reason IS NOT NULL) THEN 'exited'
@@ -162,7 +162,7 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 			WHERE id = $1 RETURNING status),
 		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = $1),
 		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = $1)
-		SELECT status FROM ended`, enrollmentID, status, reason).Scan(&final)
+		SELECT status FROM ended`, enrollmentID, status, reason)
 	return final, notFound(err)
 }
 

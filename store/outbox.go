@@ -35,7 +35,7 @@ type Intent struct {
 // workflow's first intent, and for the others a correlated min() over the
 // (workflow_id, seq) index says whether they are first.
 func (s *Store) ClaimIntents(ctx context.Context, limit int, lease time.Duration) ([]Intent, error) {
-	rows, err := s.pool.Query(ctx, `WITH c AS (
+	br, rows, err := s.queryGeneric(ctx, `WITH c AS (
 			SELECT id FROM outbox o
 			WHERE delivered_at IS NULL AND failed_at IS NULL AND (lease_until IS NULL OR lease_until < now())
 			  AND (o.kind = 'start' OR o.seq = (SELECT min(p.seq) FROM outbox p
@@ -48,11 +48,15 @@ func (s *Store) ClaimIntents(ctx context.Context, limit int, lease time.Duration
 	if err != nil {
 		return nil, fmt.Errorf("claim intents: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Intent, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Intent, error) {
 		var in Intent
 		err := r.Scan(&in.ID, &in.WorkspaceID, &in.WorkflowID, &in.Kind, &in.Payload, &in.Attempts, &in.TraceParent)
 		return in, err
 	})
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return out, err
 }
 
 // MarkDelivered records that intents reached Temporal (or met a final
@@ -62,7 +66,7 @@ func (s *Store) MarkDelivered(ctx context.Context, ids []uuid.UUID, outcomes []s
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE outbox o SET delivered_at = now(), lease_until = NULL, outcome = u.outcome
+	_, err := s.execGeneric(ctx, `UPDATE outbox o SET delivered_at = now(), lease_until = NULL, outcome = u.outcome
 		FROM unnest($1::uuid[], $2::text[]) AS u(id, outcome) WHERE o.id = u.id`, ids, outcomes)
 	return err
 }
