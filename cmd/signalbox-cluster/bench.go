@@ -30,6 +30,7 @@ type benchFigures struct {
 		DrainRate     float64 `json:"drain_per_s"`
 		DeliveredRate float64 `json:"delivered_per_s"`
 		Completed     int     `json:"completed"`
+		CompletedRate float64 `json:"completed_per_s"`
 	} `json:"drain"`
 	Errors int64 `json:"errors"`
 }
@@ -52,6 +53,9 @@ type benchRun struct {
 // drain of a 20,000-event burst, first on a real cluster on PostgreSQL,
 // then on the dev server, in one run.
 func runBench(ctx context.Context, e env, out io.Writer, actbench, duration, only string) error {
+	if only == "scale" {
+		return runScale(ctx, e, out, actbench, duration)
+	}
 	dir, err := os.MkdirTemp("", "signalbox-bench-cluster-")
 	if err != nil {
 		return err

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// scaleBurst is the burst of each run of the scale bench: a quarter of the
+// drain phase's, so that four drains fit in minutes on a small machine.
+const scaleBurst = 5000
+
+// runScale is `BENCH_ONLY=scale`: the drain of a burst on clusters of 1
+// and of 4 history shards, each with 1 and with 3 workers, to show what
+// more shards and more workers buy on this machine. Each cluster is made
+// afresh (the shard count is fixed at a cluster's creation).
+func runScale(ctx context.Context, e env, out io.Writer, actbench, duration string) error {
+	dir, err := os.MkdirTemp("", "signalbox-bench-scale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	var runs []benchRun
+	for _, shards := range []int{1, 4} {
+		fmt.Fprintf(out, "== a Temporal cluster on PostgreSQL, %d history shard(s)\n", shards)
+		c, err := startCluster(ctx, clusterConfig{serverBin: e.serverBin, sqlTool: e.sqlTool, schemaDir: e.schemaDir,
+			databaseURL: e.databaseURL, shards: shards, namespace: namespace, dir: dir, log: out})
+		if err != nil {
+			return err
+		}
+		args := []string{"-temporal-address", c.address, "-temporal-namespace", namespace,
+			"-temporal-pid", strconv.Itoa(c.cmd.Process.Pid), "-burst", strconv.Itoa(scaleBurst)}
+		for _, workers := range []int{1, 3} {
+			run, err := actbenchRun(ctx, e, out, actbench, duration, fmt.Sprintf("cluster (%d shards)", shards), "drain", workers, args)
+			if err != nil {
+				c.stop()
+				return err
+			}
+			runs = append(runs, run)
+		}
+		c.stop()
+	}
+	fmt.Fprintf(out, "\nscale: drain of a burst of %d triggering events (absolute rates on this machine)\n", scaleBurst)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "server\tworkers\tingest/s\tbacklog at end\tdrain s\tdrain intents/s\tcompleted by then\tcompleted/s\t")
+	for _, r := range runs {
+		if d := r.fig.Drain; d != nil {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%.0f\t%.1f\t%d\t%.1f\t\n", r.server, r.workers, d.IngestRate, d.BacklogAtEnd,
+				d.DrainSec, d.DrainRate, d.Completed, d.CompletedRate)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(out, "\nbench-cluster scale took %s\n", time.Since(start).Round(time.Second))
+	return nil
+}
