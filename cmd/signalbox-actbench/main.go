@@ -87,6 +87,9 @@ type options struct {
 	workers int
 	// burst is the drain phase's number of triggering events.
 	burst int
+	// drainComplete makes the drain phase also wait until every enrollment
+	// of the burst has ended.
+	drainComplete bool
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
@@ -121,6 +124,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.temporalPID, "temporal-pid", 0, "the pid of the server at -temporal-address, for its CPU figures")
 	fs.IntVar(&o.workers, "workers", 1, "workers (each with its own pollers) running each side of the act phases")
 	fs.IntVar(&o.burst, "burst", 20_000, "triggering events of the drain phase's burst")
+	fs.BoolVar(&o.drainComplete, "drain-complete", false,
+		"the drain phase also waits until every enrollment of the burst has ended (the workers' drain)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -39,6 +39,10 @@ type drainResult struct {
 	Completed     int     `json:"completed"`
 	CompletedSec  float64 `json:"completed_s"`
 	CompletedRate float64 `json:"completed_per_s"`
+	// With -drain-complete: from the first event until every enrollment
+	// of the burst had ended, and the burst over that time.
+	AllEndedSec  float64 `json:"all_ended_s,omitempty"`
+	AllEndedRate float64 `json:"all_ended_per_s,omitempty"`
 }
 
 // drainPhase sends the burst and follows the backlog down.
@@ -114,6 +118,20 @@ func (b *bench) drainPhase(ctx context.Context, rep *report) error {
 		res.Completed = done
 		res.CompletedSec = time.Since(start).Seconds()
 		res.CompletedRate = float64(done) / res.CompletedSec
+		if !b.o.drainComplete {
+			return nil
+		}
+		// The workers' drain: every enrollment of the burst ended (none
+		// may be left running on the server for the next run's workers).
+		if err := b.waitUntilLong(ctx, "every enrollment ended", func() (bool, error) {
+			n, err := activeEnrollments(ctx, b.s.store, t.ws.ID)
+			return err == nil && n == 0, err
+		}); err != nil {
+			return err
+		}
+		res.AllEndedSec = time.Since(start).Seconds()
+		res.AllEndedRate = float64(b.o.burst) / res.AllEndedSec
+		b.logf("drain: every enrollment ended %.1fs after the first event (%.1f/s)", res.AllEndedSec, res.AllEndedRate)
 		return nil
 	})
 	if err != nil {
@@ -154,4 +172,8 @@ func printDrain(w io.Writer, d *drainResult) {
 	fmt.Fprintf(w, "  drain           %8.0f intents/s (%.1f s from the burst's end to an empty outbox)\n", d.DrainRate, d.DrainSec)
 	fmt.Fprintf(w, "  delivered       %8.0f intents/s from the first event to an empty outbox\n", d.DeliveredRate)
 	fmt.Fprintf(w, "  completed       %8d enrollments by then, %.0f/s\n", d.Completed, d.CompletedRate)
+	if d.AllEndedSec > 0 {
+		fmt.Fprintf(w, "  all ended       %8.1f enrollments/s (%.1f s from the first event until every one had ended)\n",
+			d.AllEndedRate, d.AllEndedSec)
+	}
 }

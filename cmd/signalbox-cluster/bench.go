@@ -31,6 +31,8 @@ type benchFigures struct {
 		DeliveredRate float64 `json:"delivered_per_s"`
 		Completed     int     `json:"completed"`
 		CompletedRate float64 `json:"completed_per_s"`
+		AllEndedSec   float64 `json:"all_ended_s"`
+		AllEndedRate  float64 `json:"all_ended_per_s"`
 	} `json:"drain"`
 	Errors int64 `json:"errors"`
 }

@@ -22,7 +22,7 @@
 // `temporal workflow list`), CLUSTER_SHARDS (history shards, default 4);
 // for bench also SIGNALBOX_ACTBENCH (bin/signalbox-actbench) and
 // BENCH_DURATION (each measured run, default 10s) and BENCH_ONLY (start
-// or drain: that phase alone; scale: the drain of a 5,000-event burst on
+// or drain: that phase alone; scale: the drain of a 2,000-event burst on
 // clusters of 1 and of 4 history shards, each with 1 and with 3 workers).
 // Everything it starts, it stops, also on Ctrl-C.
 package main
