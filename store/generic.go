@@ -35,14 +35,24 @@ func (s *Store) inGenericTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{BeginQuery: genericBegin}, fn)
 }
 
-// execGeneric is pool.Exec with a generic plan.
-func (s *Store) execGeneric(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// sendGeneric sends sql after setGeneric in one batch and reads
+// setGeneric's answer; the caller reads sql's, then closes the batch.
+func (s *Store) sendGeneric(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
 	b.Queue(setGeneric)
 	b.Queue(sql, args...)
 	br := s.pool.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+// execGeneric is pool.Exec with a generic plan.
+func (s *Store) execGeneric(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	br, err := s.sendGeneric(ctx, sql, args...)
+	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
@@ -54,15 +64,11 @@ func (s *Store) execGeneric(ctx context.Context, sql string, args ...any) (pgcon
 
 // queryRowGeneric is pool.QueryRow(...).Scan(dest...) with a generic plan.
 func (s *Store) queryRowGeneric(ctx context.Context, dest []any, sql string, args ...any) error {
-	b := &pgx.Batch{}
-	b.Queue(setGeneric)
-	b.Queue(sql, args...)
-	br := s.pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
+	br, err := s.sendGeneric(ctx, sql, args...)
+	if err != nil {
 		return err
 	}
-	err := br.QueryRow().Scan(dest...)
+	err = br.QueryRow().Scan(dest...)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -72,12 +78,8 @@ func (s *Store) queryRowGeneric(ctx context.Context, dest []any, sql string, arg
 // queryGeneric is pool.Query with a generic plan; the caller closes the
 // rows, then the batch.
 func (s *Store) queryGeneric(ctx context.Context, sql string, args ...any) (pgx.BatchResults, pgx.Rows, error) {
-	b := &pgx.Batch{}
-	b.Queue(setGeneric)
-	b.Queue(sql, args...)
-	br := s.pool.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
+	br, err := s.sendGeneric(ctx, sql, args...)
+	if err != nil {
 		return nil, nil, err
 	}
 	rows, err := br.Query()
