@@ -66,6 +66,9 @@ type Dispatcher struct {
 	dc     converter.DataConverter
 	tracer trace.Tracer
 	failed metric.Int64Counter
+
+	mu      sync.Mutex
+	decoded map[versionKey]struct{}
 }
 
 // New makes a Dispatcher.
@@ -98,7 +101,7 @@ func New(s *store.Store, c client.Client, cfg Config, log *slog.Logger) *Dispatc
 		metric.WithDescription("Intents Temporal refused for good, by kind and cause; each ended its enrollment failed"))
 	return &Dispatcher{store: s, client: c, cfg: cfg, log: log, wake: make(chan struct{}, 1),
 		dc: converter.GetDefaultDataConverter(), tracer: otel.Tracer("github.com/signalbox/signalbox/dispatch"),
-		failed: failed}
+		failed: failed, decoded: map[versionKey]struct{}{}}
 }
 
 // Wake asks for a delivery round now; it never blocks.
@@ -273,14 +276,70 @@ func StartOptions(workflowID, taskQueue string, in intent.Start) client.StartWor
 	}
 }
 
+// startKeys are the fields of a start intent the dispatcher itself needs.
+type startKeys struct {
+	WorkspaceID  uuid.UUID `json:"workspace_id"`
+	AutomationID uuid.UUID `json:"automation_id"`
+	Version      int       `json:"version"`
+	ContactID    uuid.UUID `json:"contact_id"`
+}
+
+// maxDecoded bounds the automation versions remembered as decoding.
+const maxDecoded = 10_000
+
+// decodes says whether a start intent of this automation version decoded
+// whole before in this process.
+func (d *Dispatcher) decodes(k startKeys) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.decoded[versionKey{k.AutomationID, k.Version}]
+	return ok
+}
+
+// remember records that a start intent of this automation version decoded.
+func (d *Dispatcher) remember(k startKeys) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.decoded) >= maxDecoded {
+		clear(d.decoded)
+	}
+	d.decoded[versionKey{k.AutomationID, k.Version}] = struct{}{}
+}
+
+// versionKey names an automation version, whose definition never changes.
+type versionKey struct {
+	automation uuid.UUID
+	version    int
+}
+
 func (d *Dispatcher) start(ctx context.Context, in store.Intent) (string, error) {
-	// A start intent's payload is the workflow's input itself.
-	var p intent.Start
-	if err := json.Unmarshal(in.Payload, &p); err != nil {
-		// A stored definition that no longer decodes cannot improve.
+	// A start intent's payload is the workflow's input itself, and goes to
+	// Temporal as it is stored (JSON), not decoded and encoded again. What
+	// must not reach a workflow is an input it cannot decode: a stored
+	// definition that no longer decodes (one saved by an older Signalbox
+	// whose rules have since tightened) cannot improve, and the workflow
+	// would fail its first task for ever. So the first intent of each
+	// automation version is decoded whole, here, once per process: a
+	// version's definition never changes, and the rest of the input was
+	// written by the record path's own encoder.
+	var k startKeys
+	if err := json.Unmarshal(in.Payload, &k); err != nil {
 		return "", &invalidPayload{err}
 	}
-	_, err := d.client.ExecuteWorkflow(ctx, StartOptions(in.WorkflowID, d.cfg.TaskQueue, p), workflows.EnrollmentWorkflow, p)
+	if !d.decodes(k) {
+		var p intent.Start
+		if err := json.Unmarshal(in.Payload, &p); err != nil {
+			return "", &invalidPayload{err}
+		}
+		d.remember(k)
+	}
+	input := converter.NewRawValue(&commonpb.Payload{
+		Metadata: map[string][]byte{converter.MetadataEncoding: []byte(converter.MetadataEncodingJSON)},
+		Data:     in.Payload,
+	})
+	opts := StartOptions(in.WorkflowID, d.cfg.TaskQueue,
+		intent.Start{WorkspaceID: k.WorkspaceID, AutomationID: k.AutomationID, ContactID: k.ContactID})
+	_, err := d.client.ExecuteWorkflow(ctx, opts, workflows.EnrollmentWorkflow, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return "already_started", nil

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -335,3 +336,43 @@ func TestTemporalDown(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestStartHandsTheStoredInput starts two enrollments of one automation
+// version (the second is not decoded whole) and requires each workflow's
+// input, read back from its history, to equal the intent it came from, and
+// its search attributes to name the workspace, automation and contact.
+func TestStartHandsTheStoredInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newHarness(t)
+	d := h.dispatcher(h.client)
+	first := startIntent()
+	second := startIntent()
+	second.AutomationID, second.Version, second.Definition = first.AutomationID, first.Version, first.Definition
+	second.Trigger.Properties = json.RawMessage(`{"plan": "pro", "seats": 12}`)
+	for _, in := range []intent.Start{first, second} {
+		id := workflows.WorkflowID(in.EnrollmentID.String())
+		added := h.add(id, intent.KindStart, in)
+		round(t, d, 1)
+		require.Equal(t, "started", h.row(added).Outcome)
+
+		ev, err := h.client.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT).Next()
+		require.NoError(t, err)
+		started := ev.GetWorkflowExecutionStartedEventAttributes()
+		var got intent.Start
+		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &got))
+		want, err := json.Marshal(in)
+		require.NoError(t, err)
+		have, err := json.Marshal(got)
+		require.NoError(t, err)
+		require.JSONEq(t, string(want), string(have))
+
+		attrs := started.GetSearchAttributes().GetIndexedFields()
+		for name, value := range map[string]uuid.UUID{workflows.WorkspaceAttribute.GetName(): in.WorkspaceID,
+			workflows.AutomationAttribute.GetName(): in.AutomationID, workflows.ContactAttribute.GetName(): in.ContactID} {
+			var s string
+			require.NoError(t, converter.GetDefaultDataConverter().FromPayload(attrs[name], &s), name)
+			require.Equal(t, value.String(), s, name)
+		}
+	}
+}
