@@ -334,3 +334,24 @@ func (s *Store) bucketsFromEvents(ctx context.Context, ws uuid.UUID, name string
 	}
 	return nil
 }
+
+// ContactBucketMaxAge is how long a distinct-contact cache entry is kept
+// without being recomputed. Entries are written only when a chart finds
+// them stale, so one left alone this long belongs to a bucket nobody charts
+// any more (a zone or an interval tried once, a name gone quiet) or to one
+// whose events have all expired; one still charted is recounted once and
+// kept again.
+const ContactBucketMaxAge = 30 * 24 * time.Hour
+
+// PurgeContactBuckets drops, at most limit at a time, the distinct-contact
+// cache entries not recomputed for ContactBucketMaxAge, and returns how
+// many it dropped; the sweeper calls it until that is less than limit.
+func (s *Store) PurgeContactBuckets(ctx context.Context, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM event_contact_buckets WHERE ctid = ANY(ARRAY(
+		SELECT ctid FROM event_contact_buckets WHERE computed_at < $1 LIMIT $2))`,
+		s.now().Add(-ContactBucketMaxAge), limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge contact buckets: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

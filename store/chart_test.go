@@ -89,3 +89,50 @@ func TestLiveBucketFollowsEveryChange(t *testing.T) {
 		check(step, what)
 	}
 }
+
+// TestPurgeContactBuckets charts two days, ages one day's cache entry past
+// ContactBucketMaxAge, and requires the purge to drop that entry alone and
+// the next chart to count the day again, exactly.
+func TestPurgeContactBuckets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t, store.Config{})
+	ws, _ := storetest.Workspace(t, s, store.PlanStarter)
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-72 * time.Hour)
+	for i, email := range []string{"ada@example.com", "bob@example.com", "ada@example.com"} {
+		_, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
+			Email: email, CreateIfMissing: true, Name: "seen", Properties: json.RawMessage(`{}`),
+			OccurredAt: day.Add(time.Duration(i*20) * time.Hour)}}}})
+		require.NoError(t, err)
+	}
+	chart := func() []store.Bucket {
+		t.Helper()
+		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "seen", Interval: store.IntervalDay, TZ: "UTC",
+			Loc: time.UTC, Since: day, Until: day.Add(48 * time.Hour)})
+		require.NoError(t, err)
+		return buckets
+	}
+	want := chart()
+	require.Equal(t, [][2]int64{{2, 2}, {1, 1}}, [][2]int64{{want[0].Count, want[0].Contacts}, {want[1].Count, want[1].Contacts}})
+	entries := func() int {
+		var n int
+		require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM event_contact_buckets WHERE workspace_id = $1`, ws.ID).Scan(&n))
+		return n
+	}
+	require.Equal(t, 2, entries())
+	_, err := s.Pool().Exec(ctx, `UPDATE event_contact_buckets SET computed_at = now() - $2::interval
+		WHERE workspace_id = $1 AND start = $3`, ws.ID, store.ContactBucketMaxAge+time.Hour, day)
+	require.NoError(t, err)
+
+	// Other tests' workspaces share the table: purge until nothing is old.
+	for {
+		n, err := s.PurgeContactBuckets(ctx, 1000)
+		require.NoError(t, err)
+		if n < 1000 {
+			break
+		}
+	}
+	require.Equal(t, 1, entries())
+	require.Equal(t, want, chart())
+	require.Equal(t, 2, entries())
+}

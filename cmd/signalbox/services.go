@@ -163,6 +163,11 @@ func runServices(ctx context.Context, getenv func(string) string, stdout, stderr
 		goRun(func() {
 			purge(ctx, cfg.RetentionInterval, "event name counter", log, st.FoldNameCounts)
 		})
+		// Charts' distinct-contact cache entries nobody recomputed for a
+		// month (store.ContactBucketMaxAge).
+		goRun(func() {
+			purge(ctx, cfg.RetentionInterval, "chart contact count", log, st.PurgeContactBuckets)
+		})
 		if cfg.DecisionRetention > 0 {
 			goRun(func() {
 				purge(ctx, cfg.RetentionInterval, "decision", log, func(ctx context.Context, limit int) (int64, error) {
