@@ -136,3 +136,32 @@ func TestPurgeContactBuckets(t *testing.T) {
 	require.Equal(t, want, chart())
 	require.Equal(t, 2, entries())
 }
+
+// TestChartLeavesOutExpiredEvents charts a day, then moves the store's
+// clock past the retention: before the sweeper purges them, the expired
+// events must leave the counts, the goal sum and the distinct contacts.
+func TestChartLeavesOutExpiredEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.Isolated(t, store.Config{Retention: 48 * time.Hour})
+	ws, _ := storetest.Workspace(t, s, store.PlanStarter)
+	now := time.Now().UTC()
+	for i, email := range []string{"ada@example.com", "bob@example.com"} {
+		_, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
+			Email: email, CreateIfMissing: true, Name: "buy", GoalType: "purchase", GoalValue: []string{"5", "7"}[i],
+			Properties: json.RawMessage(`{}`), OccurredAt: now.Add(-time.Duration(i) * time.Minute)}}}})
+		require.NoError(t, err)
+	}
+	day := now.Truncate(24 * time.Hour)
+	chart := func() store.Bucket {
+		t.Helper()
+		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "buy", Interval: store.IntervalDay, TZ: "UTC",
+			Loc: time.UTC, Since: day, Until: day.Add(24 * time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, buckets, 1)
+		return buckets[0]
+	}
+	require.Equal(t, store.Bucket{Start: day, Count: 2, Contacts: 2, GoalValueSum: 12}, chart())
+	store.SetNow(s, func() time.Time { return time.Now().Add(49 * time.Hour) })
+	require.Equal(t, store.Bucket{Start: day, Count: 0, Contacts: 0, GoalValueSum: 0}, chart())
+}
