@@ -160,11 +160,7 @@ func (s *Server) listAutomations(c *gin.Context) {
 	for i, a := range list {
 		out[i] = automationOut(a)
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(list[len(list)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(out, next))
+	c.JSON(http.StatusOK, newPage(out, nextIDCursor(list, more, func(r store.Automation) uuid.UUID { return r.ID })))
 }
 
 func (s *Server) enableAutomation(c *gin.Context) {
@@ -213,11 +209,7 @@ func (s *Server) listEnrollments(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(list[len(list)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(list, next))
+	c.JSON(http.StatusOK, newPage(list, nextIDCursor(list, more, func(r store.Enrollment) uuid.UUID { return r.ID })))
 }
 
 func (s *Server) getEnrollment(c *gin.Context) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/signalbox/signalbox/ingest"
 	"github.com/signalbox/signalbox/store"
@@ -74,11 +75,7 @@ func (s *Server) listContacts(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(contacts[len(contacts)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(contacts, next))
+	c.JSON(http.StatusOK, newPage(contacts, nextIDCursor(contacts, more, func(r store.Contact) uuid.UUID { return r.ID })))
 }
 
 func (s *Server) patchContact(c *gin.Context) {

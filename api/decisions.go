@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/signalbox/signalbox/decision"
 	"github.com/signalbox/signalbox/store"
@@ -69,9 +70,5 @@ func (s *Server) automationDecisions(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(list[len(list)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(list, next))
+	c.JSON(http.StatusOK, newPage(list, nextIDCursor(list, more, func(r store.Decision) uuid.UUID { return r.ID })))
 }

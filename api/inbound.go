@@ -182,11 +182,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	for i, d := range ds {
 		out[i] = deliveryView(d)
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(ds[len(ds)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(out, next))
+	c.JSON(http.StatusOK, newPage(out, nextIDCursor(ds, more, func(r store.Delivery) uuid.UUID { return r.ID })))
 }
 
 // replayDelivery runs a kept delivery's payload through the source's

@@ -146,6 +146,15 @@ func (q *query) idCursor() uuid.UUID {
 	return id
 }
 
+// nextIDCursor is a listing's next_cursor: the id of its last row when
+// more rows follow, nil on the last page.
+func nextIDCursor[T any](rows []T, more bool, id func(T) uuid.UUID) *string {
+	if !more || len(rows) == 0 {
+		return nil
+	}
+	return encodeIDCursor(id(rows[len(rows)-1]))
+}
+
 func encodeIDCursor(id uuid.UUID) *string {
 	s := base64.RawURLEncoding.EncodeToString([]byte(id.String()))
 	return &s

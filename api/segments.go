@@ -173,11 +173,7 @@ func (s *Server) listSegments(c *gin.Context) {
 	for i, seg := range segs {
 		out[i] = newSegmentResponse(seg)
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(segs[len(segs)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(out, next))
+	c.JSON(http.StatusOK, newPage(out, nextIDCursor(segs, more, func(r store.Segment) uuid.UUID { return r.ID })))
 }
 
 func (s *Server) segmentContacts(c *gin.Context) {
@@ -201,11 +197,7 @@ func (s *Server) segmentContacts(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(contacts[len(contacts)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(contacts, next))
+	c.JSON(http.StatusOK, newPage(contacts, nextIDCursor(contacts, more, func(r store.Contact) uuid.UUID { return r.ID })))
 }
 
 func (s *Server) segmentCount(c *gin.Context) {

@@ -175,11 +175,7 @@ func (s *Server) listSources(c *gin.Context) {
 		}
 		out = append(out, v)
 	}
-	var next *string
-	if more {
-		next = encodeIDCursor(srcs[len(srcs)-1].ID)
-	}
-	c.JSON(http.StatusOK, newPage(out, next))
+	c.JSON(http.StatusOK, newPage(out, nextIDCursor(srcs, more, func(r store.Source) uuid.UUID { return r.ID })))
 }
 
 // currentSource reads the :id source as a source.Input to patch.
