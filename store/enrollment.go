@@ -243,9 +243,7 @@ func (s *Store) RegisterWait(ctx context.Context, w Wait, match func(event.Event
 		}
 		if !clock.Before(w.ExpiresAt) {
 			out.Closed = true
-			_, err := tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`,
-				w.EnrollmentID, w.StepID)
-			return err
+			return dropWait(ctx, tx, w.EnrollmentID, w.StepID)
 		}
 		return nil
 	})
@@ -284,14 +282,28 @@ func (s *Store) ClearWait(ctx context.Context, contactID, enrollmentID uuid.UUID
 			out.Event = &ev
 			return err
 		}
-		if strict && clock.Before(expires) {
-			out.Remaining = expires.Sub(clock)
-			return nil
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`, enrollmentID, stepID)
-		return err
+		return endWait(ctx, tx, enrollmentID, stepID, clock, expires, strict, &out)
 	})
 	return out, err
+}
+
+// endWait ends a wait no event resumed, for ClearWait and ClearMultiWait:
+// with strict set and the window still open by PostgreSQL's clock it goes
+// on, for Remaining; otherwise its rows go and it times out.
+func endWait(ctx context.Context, tx pgx.Tx, enrollmentID uuid.UUID, stepID string, clock, expires time.Time, strict bool,
+	out *WaitOutcome) error {
+	if strict && clock.Before(expires) {
+		out.Remaining = expires.Sub(clock)
+		return nil
+	}
+	return dropWait(ctx, tx, enrollmentID, stepID)
+}
+
+// dropWait removes a wait's rows from the index the record path reads (a
+// wait on several events has one per event).
+func dropWait(ctx context.Context, tx pgx.Tx, enrollmentID uuid.UUID, stepID string) error {
+	_, err := tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`, enrollmentID, stepID)
+	return err
 }
 
 // lockWait takes a contact's wait lock exclusively and then reads

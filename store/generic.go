@@ -22,9 +22,12 @@ import (
 // connection goes back to the pool as it was and no other statement is
 // affected; none costs a round trip of its own.
 
+// setLocalGeneric makes a transaction's statements use generic plans.
+const setLocalGeneric = "SET LOCAL plan_cache_mode = force_generic_plan"
+
 // genericBegin starts a transaction whose statements use generic plans
 // (one simple-protocol message).
-const genericBegin = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan"
+const genericBegin = "BEGIN; " + setLocalGeneric
 
 // setGeneric is queued before a statement sent alone: set_config with
 // is_local lasts until the batch's implicit transaction ends.

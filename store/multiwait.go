@@ -233,9 +233,7 @@ func (s *Store) RegisterMultiWait(ctx context.Context, w Wait, names []string, m
 		out = r.outcome()
 		if out.Event == nil && !clock.Before(w.ExpiresAt) {
 			out.Closed = true
-			_, err := tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`,
-				w.EnrollmentID, w.StepID)
-			return err
+			return dropWait(ctx, tx, w.EnrollmentID, w.StepID)
 		}
 		return nil
 	})
@@ -262,12 +260,7 @@ func (s *Store) ClearMultiWait(ctx context.Context, contactID, enrollmentID uuid
 		if out.Event != nil {
 			return nil
 		}
-		if strict && clock.Before(r.expires) {
-			out.Remaining = r.expires.Sub(clock)
-			return nil
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM enrollment_waits WHERE enrollment_id = $1 AND step_id = $2`, enrollmentID, stepID)
-		return err
+		return endWait(ctx, tx, enrollmentID, stepID, clock, r.expires, strict, &out)
 	})
 	return out, err
 }

@@ -42,8 +42,8 @@ const (
 // half a millisecond per statement for the CTEs of the usage statement and
 // the trigger and wait lookups: more than executing most of them.
 func recordBeginQuery(statement, lock time.Duration) string {
-	return fmt.Sprintf("BEGIN; SET LOCAL statement_timeout = %d; SET LOCAL lock_timeout = %d; "+
-		"SET LOCAL plan_cache_mode = force_generic_plan", statement.Milliseconds(), lock.Milliseconds())
+	return fmt.Sprintf("BEGIN; SET LOCAL statement_timeout = %d; SET LOCAL lock_timeout = %d; %s",
+		statement.Milliseconds(), lock.Milliseconds(), setLocalGeneric)
 }
 
 // inRecordTx runs fn in a record transaction, committing if it returns nil.
