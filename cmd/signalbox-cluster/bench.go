@@ -65,14 +65,10 @@ func runBench(ctx context.Context, e env, out io.Writer, actbench, duration, onl
 	defer os.RemoveAll(dir)
 	start := time.Now()
 	var runs []benchRun
-	fmt.Fprintf(out, "== a Temporal cluster on PostgreSQL, %d history shards\n", e.shards)
-	c, err := startCluster(ctx, clusterConfig{serverBin: e.serverBin, sqlTool: e.sqlTool, schemaDir: e.schemaDir,
-		databaseURL: e.databaseURL, shards: e.shards, namespace: namespace, dir: dir, log: out})
+	c, clusterArgs, err := benchCluster(ctx, e, out, dir, e.shards)
 	if err != nil {
 		return err
 	}
-	clusterArgs := []string{"-temporal-address", c.address, "-temporal-namespace", namespace,
-		"-temporal-pid", strconv.Itoa(c.cmd.Process.Pid)}
 	server := fmt.Sprintf("cluster (%d shards)", e.shards)
 	for _, r := range []struct {
 		phase   string
@@ -106,6 +102,20 @@ func runBench(ctx context.Context, e env, out io.Writer, actbench, duration, onl
 	printBenchSummary(out, runs)
 	fmt.Fprintf(out, "\nbench-cluster took %s\n", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// benchCluster starts a cluster of shards history shards for the
+// benchmarks and returns it with the flags that point signalbox-actbench
+// at it.
+func benchCluster(ctx context.Context, e env, out io.Writer, dir string, shards int) (*cluster, []string, error) {
+	fmt.Fprintf(out, "== a Temporal cluster on PostgreSQL, %d history shard(s)\n", shards)
+	c, err := startCluster(ctx, clusterConfig{serverBin: e.serverBin, sqlTool: e.sqlTool, schemaDir: e.schemaDir,
+		databaseURL: e.databaseURL, shards: shards, namespace: namespace, dir: dir, log: out})
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, []string{"-temporal-address", c.address, "-temporal-namespace", namespace,
+		"-temporal-pid", strconv.Itoa(c.cmd.Process.Pid)}, nil
 }
 
 // actbenchRun runs signalbox-actbench once, its output shown as it goes.

@@ -31,14 +31,11 @@ func runScale(ctx context.Context, e env, out io.Writer, actbench, duration stri
 	start := time.Now()
 	var runs []benchRun
 	for _, shards := range []int{1, 4} {
-		fmt.Fprintf(out, "== a Temporal cluster on PostgreSQL, %d history shard(s)\n", shards)
-		c, err := startCluster(ctx, clusterConfig{serverBin: e.serverBin, sqlTool: e.sqlTool, schemaDir: e.schemaDir,
-			databaseURL: e.databaseURL, shards: shards, namespace: namespace, dir: dir, log: out})
+		c, args, err := benchCluster(ctx, e, out, dir, shards)
 		if err != nil {
 			return err
 		}
-		args := []string{"-temporal-address", c.address, "-temporal-namespace", namespace,
-			"-temporal-pid", strconv.Itoa(c.cmd.Process.Pid), "-burst", strconv.Itoa(scaleBurst), "-drain-complete"}
+		args = append(args, "-burst", strconv.Itoa(scaleBurst), "-drain-complete")
 		for _, workers := range []int{1, 3} {
 			run, err := actbenchRun(ctx, e, out, actbench, duration, fmt.Sprintf("cluster (%d shards)", shards), "drain", workers, args)
 			if err != nil {

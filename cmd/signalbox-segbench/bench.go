@@ -65,10 +65,7 @@ func bench(ctx context.Context, serverURL string, o options) error {
 		return err
 	}
 	e := &env{o: o, pool: st.Pool(), st: st, ws: ws, key: key.Secret, now: time.Now().UTC()}
-	for i := range o.names {
-		e.names = append(e.names, fmt.Sprintf("event.%02d", i+1))
-		e.weights = append(e.weights, 1/float64(i+1))
-	}
+	e.nameShares()
 	start := time.Now()
 	if err := e.load(ctx); err != nil {
 		return err
@@ -103,10 +100,7 @@ func benchOn(ctx context.Context, serverURL string, o options) error {
 		return err
 	}
 	e.key = key.Secret
-	for i := range o.names {
-		e.names = append(e.names, fmt.Sprintf("event.%02d", i+1))
-		e.weights = append(e.weights, 1/float64(i+1))
-	}
+	e.nameShares()
 	return e.phases(ctx, dbURL)
 }
 
@@ -152,6 +146,15 @@ func (e *env) phases(ctx context.Context, dbURL string) error {
 		}
 	}
 	return nil
+}
+
+// nameShares names the -names event names and gives each its Zipf weight
+// (the i-th busiest 1/i).
+func (e *env) nameShares() {
+	for i := range e.o.names {
+		e.names = append(e.names, fmt.Sprintf("event.%02d", i+1))
+		e.weights = append(e.weights, 1/float64(i+1))
+	}
 }
 
 // meanName is the name whose Zipf share is nearest 1/names.
