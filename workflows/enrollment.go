@@ -19,6 +19,7 @@ import (
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/definition"
+	"github.com/signalbox/signalbox/event"
 	"github.com/signalbox/signalbox/intent"
 )
 
@@ -306,6 +307,51 @@ func (r *run) delay(ctx workflow.Context, s *definition.Step) error {
 	return nil
 }
 
+// await waits, for a wait registered and not yet resumed, for the step's
+// resuming signal (with the events it matched, for a wait on several) or
+// the window's end by this worker's clock; then ClearWait asks PostgreSQL's
+// clock, and a window still open (this worker's clock ran ahead) is waited
+// out. A nil event means the wait timed out; matched is then what a wait on
+// several events had matched.
+func (r *run) await(ctx workflow.Context, s *definition.Step, in activities.WaitInput) (*event.Event, []event.Event, error) {
+	var (
+		got     *event.Event
+		matched []event.Event
+	)
+	tctx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timer := workflow.NewTimer(tctx, max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
+	for got == nil {
+		fired := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(r.signals, func(c workflow.ReceiveChannel, _ bool) {
+			var sig EventSignalInput
+			c.Receive(ctx, &sig)
+			if sig.StepID == s.ID && !r.seen[sig.Event.ID] {
+				got, matched = &sig.Event, sig.Events
+			}
+		})
+		sel.AddFuture(timer, func(f workflow.Future) { fired = f.Get(ctx, nil) == nil })
+		sel.Select(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if !fired {
+			continue
+		}
+		var cleared activities.WaitResult
+		if err := r.book(ctx, a.ClearWait, in, &cleared); err != nil {
+			return nil, nil, err
+		}
+		matched = cleared.Events
+		if cleared.Event != nil || cleared.Remaining <= 0 {
+			return cleared.Event, matched, nil
+		}
+		timer = workflow.NewTimer(tctx, cleared.Remaining)
+	}
+	return got, matched, nil
+}
+
 // waitWindow runs a wait_for_event step whose window opens on the logical
 // clock and closes its timeout later. Registering the wait looks back over
 // the window so far, so an event recorded before the workflow got here
@@ -330,41 +376,10 @@ func (r *run) waitWindow(ctx workflow.Context, s *definition.Step) error {
 		// recorded from now on resumes it through the record path.
 		r.log(ctx, s, "waiting", map[string]any{"event": w.Event, "timeout": w.Timeout.String(),
 			"from": in.BeganAt, "until": in.ExpiresAt})
-		tctx, cancelTimer := workflow.WithCancel(ctx)
-		timer := workflow.NewTimer(tctx, max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
-		for got == nil {
-			fired := false
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(r.signals, func(c workflow.ReceiveChannel, _ bool) {
-				var sig EventSignalInput
-				c.Receive(ctx, &sig)
-				if sig.StepID == s.ID && !r.seen[sig.Event.ID] {
-					got = &sig.Event
-				}
-			})
-			sel.AddFuture(timer, func(f workflow.Future) { fired = f.Get(ctx, nil) == nil })
-			sel.Select(ctx)
-			if err := ctx.Err(); err != nil {
-				cancelTimer()
-				return err
-			}
-			if !fired {
-				continue
-			}
-			var cleared activities.WaitResult
-			if err := r.book(ctx, a.ClearWait, in, &cleared); err != nil {
-				cancelTimer()
-				return err
-			}
-			if cleared.Event != nil || cleared.Remaining <= 0 {
-				got = cleared.Event
-				break
-			}
-			// This worker's clock ran ahead of PostgreSQL's: the window is
-			// still open, so wait out the rest.
-			timer = workflow.NewTimer(tctx, cleared.Remaining)
+		var err error
+		if got, _, err = r.await(ctx, s, in); err != nil {
+			return err
 		}
-		cancelTimer()
 	}
 	if got == nil {
 		r.opened, r.after = in.ExpiresAt, uuid.Nil

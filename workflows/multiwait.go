@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
@@ -55,40 +54,10 @@ func (r *run) multiWait(ctx workflow.Context, s *definition.Step) error {
 		reason = "timeout"
 		r.log(ctx, s, "waiting", map[string]any{"events": w.Events, "mode": mode, "timeout": w.Timeout.String(),
 			"from": in.BeganAt, "until": in.ExpiresAt, "matched": eventIDs(matched)})
-		tctx, cancelTimer := workflow.WithCancel(ctx)
-		timer := workflow.NewTimer(tctx, max(in.ExpiresAt.Sub(workflow.Now(ctx)), time.Millisecond))
-		for got == nil {
-			fired := false
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(r.signals, func(c workflow.ReceiveChannel, _ bool) {
-				var sig EventSignalInput
-				c.Receive(ctx, &sig)
-				if sig.StepID == s.ID && !r.seen[sig.Event.ID] {
-					got, matched = &sig.Event, sig.Events
-				}
-			})
-			sel.AddFuture(timer, func(f workflow.Future) { fired = f.Get(ctx, nil) == nil })
-			sel.Select(ctx)
-			if err := ctx.Err(); err != nil {
-				cancelTimer()
-				return err
-			}
-			if !fired {
-				continue
-			}
-			var cleared activities.WaitResult
-			if err := r.book(ctx, a.ClearWait, in, &cleared); err != nil {
-				cancelTimer()
-				return err
-			}
-			matched = cleared.Events
-			if cleared.Event != nil || cleared.Remaining <= 0 {
-				got = cleared.Event
-				break
-			}
-			timer = workflow.NewTimer(tctx, cleared.Remaining)
+		var err error
+		if got, matched, err = r.await(ctx, s, in); err != nil {
+			return err
 		}
-		cancelTimer()
 	}
 	if got == nil {
 		r.opened, r.after = in.ExpiresAt, uuid.Nil
