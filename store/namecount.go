@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,12 +52,7 @@ func newNameCounts(reqs []*RecordRequest, out []RecordOutcome) (ws []uuid.UUID, 
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b key) int {
-		if c := strings.Compare(a.ws.String(), b.ws.String()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.name, b.name)
-	})
+	slices.SortFunc(keys, func(a, b key) int { return compareKeys(a.ws, a.name, b.ws, b.name) })
 	for _, k := range keys {
 		ws, names, counts = append(ws, k.ws), append(names, k.name), append(counts, m[k])
 	}

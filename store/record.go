@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -802,13 +803,18 @@ func sortedKeys[V any](m map[contactKey]V) []contactKey {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b contactKey) int {
-		if c := strings.Compare(a.ws.String(), b.ws.String()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.email, b.email)
-	})
+	slices.SortFunc(keys, func(a, b contactKey) int { return compareKeys(a.ws, a.email, b.ws, b.email) })
 	return keys
+}
+
+// compareKeys orders rows keyed by a workspace and a text the way
+// concurrent transactions lock them: by workspace (PostgreSQL compares
+// uuids byte by byte), then the text.
+func compareKeys(aws uuid.UUID, a string, bws uuid.UUID, b string) int {
+	if c := bytes.Compare(aws[:], bws[:]); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }
 
 func nullString(s string) *string {
