@@ -220,18 +220,9 @@ func (s *Store) RegisterWait(ctx context.Context, w Wait, match func(event.Event
 			out.Event = &ev
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth, received_at FROM events e
-			WHERE contact_id = $1 AND name = $2 AND deleted_at IS NULL
-			  AND (received_at > $3 OR received_at = $3 AND ($4::uuid IS NULL OR id > $4)) AND received_at < $5
-			  AND NOT EXISTS (SELECT 1 FROM enrollment_waits o WHERE o.enrollment_id = $6 AND o.claimed_event_id = e.id)
-			ORDER BY received_at, id LIMIT 1000`,
-			w.ContactID, w.EventName, w.BeganAt, nullUUID(w.AfterEventID), w.ExpiresAt, w.EnrollmentID)
+		candidates, err := lookBack(ctx, tx, w, []string{w.EventName})
 		if err != nil {
-			return fmt.Errorf("look back: %w", err)
-		}
-		candidates, err := pgx.CollectRows(rows, scanTriggerEvent)
-		if err != nil {
-			return fmt.Errorf("look back: %w", err)
+			return err
 		}
 		for _, ev := range candidates {
 			if match(ev) {
@@ -285,6 +276,26 @@ func (s *Store) ClearWait(ctx context.Context, contactID, enrollmentID uuid.UUID
 		return endWait(ctx, tx, enrollmentID, stepID, clock, expires, strict, &out)
 	})
 	return out, err
+}
+
+// lookBack reads the events of the wait's contact with one of names
+// received inside its window so far (after the event that opened it), in
+// receipt order, leaving out those another wait of the enrollment took.
+func lookBack(ctx context.Context, tx pgx.Tx, w Wait, names []string) ([]event.Event, error) {
+	rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth, received_at FROM events e
+		WHERE contact_id = $1 AND name = ANY($2) AND deleted_at IS NULL
+		  AND (received_at > $3 OR received_at = $3 AND ($4::uuid IS NULL OR id > $4)) AND received_at < $5
+		  AND NOT EXISTS (SELECT 1 FROM enrollment_waits o WHERE o.enrollment_id = $6 AND o.claimed_event_id = e.id)
+		ORDER BY received_at, id LIMIT 1000`,
+		w.ContactID, names, w.BeganAt, nullUUID(w.AfterEventID), w.ExpiresAt, w.EnrollmentID)
+	if err != nil {
+		return nil, fmt.Errorf("look back: %w", err)
+	}
+	candidates, err := pgx.CollectRows(rows, scanTriggerEvent)
+	if err != nil {
+		return nil, fmt.Errorf("look back: %w", err)
+	}
+	return candidates, nil
 }
 
 // endWait ends a wait no event resumed, for ClearWait and ClearMultiWait:

@@ -203,18 +203,9 @@ func (s *Store) RegisterMultiWait(ctx context.Context, w Wait, names []string, m
 				open = append(open, n)
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT id, name, properties, occurred_at, emit_depth, received_at FROM events e
-			WHERE contact_id = $1 AND name = ANY($2) AND deleted_at IS NULL
-			  AND (received_at > $3 OR received_at = $3 AND ($4::uuid IS NULL OR id > $4)) AND received_at < $5
-			  AND NOT EXISTS (SELECT 1 FROM enrollment_waits o WHERE o.enrollment_id = $6 AND o.claimed_event_id = e.id)
-			ORDER BY received_at, id LIMIT 1000`,
-			w.ContactID, open, w.BeganAt, nullUUID(w.AfterEventID), w.ExpiresAt, w.EnrollmentID)
+		candidates, err := lookBack(ctx, tx, w, open)
 		if err != nil {
-			return fmt.Errorf("look back: %w", err)
-		}
-		candidates, err := pgx.CollectRows(rows, scanTriggerEvent)
-		if err != nil {
-			return fmt.Errorf("look back: %w", err)
+			return err
 		}
 		for _, ev := range candidates {
 			if _, taken := r.state.Matched[ev.Name]; taken || !match(ev) {
