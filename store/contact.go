@@ -176,6 +176,25 @@ type rowQuerier interface {
 // patchContact updates the contact matched by where ($1 is the workspace, $2
 // the key) and returns it.
 func patchContact(ctx context.Context, tx rowQuerier, workspaceID uuid.UUID, where string, key any, p ContactPatch) (Contact, error) {
+	c, err := scanContact(tx.QueryRow(ctx, `UPDATE contacts SET `+contactPatchSet+`
+		WHERE workspace_id = $1 AND `+where+` RETURNING `+contactColumns, patchArgs(workspaceID, key, p)...))
+	if isUniqueViolation(err) {
+		return Contact{}, ErrConflict
+	}
+	return c, err
+}
+
+// contactPatchSet is the SET list of an UPDATE of contacts by a
+// ContactPatch, over patchArgs's $3 to $8.
+const contactPatchSet = `email = coalesce($3, email),
+		first_name = CASE WHEN $4::text IS NULL THEN first_name ELSE nullif($4, '') END,
+		last_name = CASE WHEN $5::text IS NULL THEN last_name ELSE nullif($5, '') END,
+		properties = (properties || $6::jsonb) - $7::text[],
+		updated_at = CASE WHEN $8 THEN updated_at ELSE now() END`
+
+// patchArgs are the arguments of an UPDATE of contacts by p: the workspace
+// ($1), the key its WHERE names ($2), then contactPatchSet's.
+func patchArgs(workspaceID uuid.UUID, key any, p ContactPatch) []any {
 	set := p.Set
 	if len(set) == 0 {
 		set = json.RawMessage(`{}`)
@@ -184,18 +203,7 @@ func patchContact(ctx context.Context, tx rowQuerier, workspaceID uuid.UUID, whe
 	if unset == nil {
 		unset = []string{}
 	}
-	c, err := scanContact(tx.QueryRow(ctx, `UPDATE contacts SET
-		email = coalesce($3, email),
-		first_name = CASE WHEN $4::text IS NULL THEN first_name ELSE nullif($4, '') END,
-		last_name = CASE WHEN $5::text IS NULL THEN last_name ELSE nullif($5, '') END,
-		properties = (properties || $6::jsonb) - $7::text[],
-		updated_at = CASE WHEN $8 THEN updated_at ELSE now() END
-		WHERE workspace_id = $1 AND `+where+` RETURNING `+contactColumns,
-		workspaceID, key, p.Email, p.FirstName, p.LastName, set, unset, p.Empty()))
-	if isUniqueViolation(err) {
-		return Contact{}, ErrConflict
-	}
-	return c, err
+	return []any{workspaceID, key, p.Email, p.FirstName, p.LastName, set, unset, p.Empty()}
 }
 
 // DeleteContact removes a contact and, with it, every event on its timeline
@@ -243,14 +251,77 @@ func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (i
 
 // UpdateContactOnce applies a step's update to a contact at most once per
 // workflow and step, however often the step runs (a retried activity whose
-// result was lost). In one transaction it locks the contact, then, unless
-// the step's effect is already recorded, lets compute derive the patch and
-// its result from the contact as it is now (a property that counts visits
-// reads the value it increments under the lock), applies the patch and
-// records the effect with the result. A repeat changes nothing and returns
-// the recorded result with repeat set. It returns ErrNotFound when the
-// contact is gone, and compute's error as it is.
+// result was lost). Unless the step's effect is already recorded, compute
+// derives the patch and its result from the contact as it is now (a
+// property that counts visits reads the value it increments); the patch is
+// applied and the effect recorded with the result in one statement, and
+// only if the contact is still the version compute saw. A repeat changes
+// nothing and returns the recorded result with repeat set. It returns
+// ErrNotFound when the contact is gone, and compute's error as it is.
+//
+// The common case costs two round trips and no explicit transaction: read
+// the contact and any recorded effect, then the conditional write (a
+// compare-and-swap on the row's xmin). A contact changed between the two is
+// read again; after casAttempts lost races the update runs under the
+// contact's row lock instead, so a busy contact cannot starve it.
 func (s *Store) UpdateContactOnce(ctx context.Context, workspaceID, contactID uuid.UUID, workflowID, stepID string,
+	compute func(Contact) (ContactPatch, json.RawMessage, error)) (result json.RawMessage, repeat bool, err error) {
+	for range casAttempts {
+		var (
+			c    Contact
+			xmin string
+		)
+		err := s.pool.QueryRow(ctx, `SELECT `+contactColumns+`, xmin::text,
+				(SELECT e.result FROM step_effects e WHERE e.workflow_id = $3 AND e.step_id = $4)
+			FROM contacts WHERE workspace_id = $1 AND id = $2`, workspaceID, contactID, workflowID, stepID).
+			Scan(&c.ID, &c.WorkspaceID, &c.Email, &c.FirstName, &c.LastName, &c.Properties, &c.CreatedAt, &c.UpdatedAt,
+				&xmin, &result)
+		if err != nil {
+			return nil, false, notFound(err)
+		}
+		if result != nil {
+			return result, true, nil
+		}
+		patch, res, err := compute(c)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(res) == 0 {
+			res = json.RawMessage(`{}`)
+		}
+		var recorded bool
+		err = s.queryRowGeneric(ctx, []any{&recorded}, `WITH c AS (
+				SELECT id FROM contacts WHERE workspace_id = $1 AND id = $2 AND xmin = $9::text::xid FOR UPDATE),
+			effect AS (
+				INSERT INTO step_effects (workflow_id, step_id, result) SELECT $10, $11, $12 FROM c
+				ON CONFLICT DO NOTHING RETURNING 1),
+			patched AS (
+				UPDATE contacts SET `+contactPatchSet+`
+				WHERE workspace_id = $1 AND id = (SELECT id FROM c) AND EXISTS (SELECT FROM effect) RETURNING 1)
+			SELECT EXISTS (SELECT FROM patched)`,
+			append(patchArgs(workspaceID, contactID, patch), xmin, workflowID, stepID, res)...)
+		if isUniqueViolation(err) {
+			return nil, false, ErrConflict
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if recorded {
+			return res, false, nil
+		}
+		// Either the contact changed since it was read (or is gone), or
+		// another run of the step recorded its effect first: read again.
+	}
+	return s.updateContactLocked(ctx, workspaceID, contactID, workflowID, stepID, compute)
+}
+
+// casAttempts is how many times UpdateContactOnce tries its
+// compare-and-swap before taking the contact's row lock.
+const casAttempts = 3
+
+// updateContactLocked is UpdateContactOnce under the contact's row lock, in
+// one transaction: lock, look for the effect, compute, patch, record.
+func (s *Store) updateContactLocked(ctx context.Context, workspaceID, contactID uuid.UUID, workflowID, stepID string,
 	compute func(Contact) (ContactPatch, json.RawMessage, error)) (result json.RawMessage, repeat bool, err error) {
 	err = s.inGenericTx(ctx, func(tx pgx.Tx) error {
 		c, err := scanContact(tx.QueryRow(ctx, `SELECT `+contactColumns+` FROM contacts

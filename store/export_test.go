@@ -13,3 +13,6 @@ func WaitLockKey(contact [16]byte) (int32, int32) { return waitLockClass, waitSt
 // SetNow replaces the store's clock (reads of retention and the catalog's
 // count window use it).
 func SetNow(s *Store, now func() time.Time) { s.now = now }
+
+// CASAttempts is how many compare-and-swaps UpdateContactOnce tries.
+const CASAttempts = casAttempts
