@@ -268,6 +268,12 @@ func StartOptions(workflowID, taskQueue string, in intent.Start) client.StartWor
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// Eager start: when this client also runs a worker of the task
+		// queue with a free slot (a `signalbox worker` or `dev` process),
+		// the server answers the start with the workflow's first task,
+		// which that worker runs at once, skipping a trip through the
+		// matching service. Otherwise it is an ordinary start.
+		EnableEagerStart: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.WorkspaceAttribute.ValueSet(in.WorkspaceID.String()),
 			workflows.AutomationAttribute.ValueSet(in.AutomationID.String()),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,11 +17,13 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/grpc"
 
 	"github.com/signalbox/signalbox/definition"
 	"github.com/signalbox/signalbox/dispatch"
@@ -374,5 +377,66 @@ func TestStartHandsTheStoredInput(t *testing.T) {
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayload(attrs[name], &s), name)
 			require.Equal(t, value.String(), s, name)
 		}
+	}
+}
+
+// TestStartIsEagerBesideAWorker starts enrollments through a client that
+// also runs a worker of their task queue, as `signalbox worker` and
+// `signalbox dev` do: the server hands each workflow's first task back in
+// the start's answer (eager start), skipping a trip through its matching
+// service, and the workflows run.
+func TestStartIsEagerBesideAWorker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var starts, eager atomic.Int64
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if r, ok := reply.(*workflowservice.StartWorkflowExecutionResponse); ok && err == nil {
+			starts.Add(1)
+			if r.GetEagerWorkflowTask() != nil {
+				eager.Add(1)
+			}
+		}
+		return err
+	}
+	c, err := client.Dial(client.Options{HostPort: devServer.FrontendHostPort(), Logger: quiet(),
+		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}}})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	h := newHarness(t)
+	h.queue = "dispatch-eager-" + uuid.NewString()
+	w := worker.New(c, h.queue, worker.Options{})
+	w.RegisterWorkflowWithOptions(stubEnrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	d := h.dispatcher(c)
+	var ids []string
+	for range 3 {
+		in := startIntent()
+		id := workflows.WorkflowID(in.EnrollmentID.String())
+		ids = append(ids, id)
+		added := h.add(id, intent.KindStart, in)
+		round(t, d, 1)
+		require.Equal(t, "started", h.row(added).Outcome)
+	}
+	require.EqualValues(t, 3, starts.Load())
+	require.EqualValues(t, 3, eager.Load(), "every start came back with its first workflow task")
+	// Each ran its first task (stubEnrollment now waits for a signal).
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for it.HasNext() {
+				ev, err := it.Next()
+				if err != nil {
+					return false
+				}
+				if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 50*time.Millisecond, id)
 	}
 }
