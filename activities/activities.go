@@ -296,3 +296,107 @@ func (a *Activities) waitMatches(ctx context.Context, w *store.Wait, ev *event.E
 	}
 	return ok
 }
+
+// Bookkeeping asks an action step's activity to write, once its action is
+// done, the step's "done" line of the enrollment's log, the line the
+// workflow would otherwise write with RecordStep, and, with Finish (nothing
+// follows the step), to end the enrollment as completed, as
+// FinishEnrollment would: one round trip in the activity instead of one
+// or two local activities in the workflow. Enrollments of the
+// workflows.EnrollmentV1Workflow type never ask.
+type Bookkeeping struct {
+	EnrollmentID uuid.UUID `json:"enrollment_id"`
+	Seq          int       `json:"seq"`
+	StepID       string    `json:"step_id"`
+	Type         string    `json:"type"`
+	Finish       bool      `json:"finish,omitempty"`
+}
+
+// Booked is the bookkeeping an action's activity did.
+type Booked struct {
+	// Status is how the enrollment ended, when it was asked to finish it:
+	// completed, or exited when an exit event was recorded first.
+	Status string `json:"status,omitempty"`
+}
+
+// Booking is embedded in every action's result. Booked is nil when the
+// activity was not asked to do the bookkeeping or could not: the workflow
+// then does it itself. The step's log line never shows it.
+type Booking struct {
+	Booked *Booked `json:"booked,omitempty"`
+}
+
+// BookedOutcome returns Booked, for the workflow.
+func (b Booking) BookedOutcome() *Booked { return b.Booked }
+
+// book does an action's bookkeeping, if asked; result is the action's
+// result, which the step's line shows. A failure is logged and left to the
+// workflow: the action is done, and must not run again for its
+// bookkeeping's sake.
+func (a *Activities) book(ctx context.Context, b *Bookkeeping, result any) *Booked {
+	if b == nil {
+		return nil
+	}
+	detail, err := json.Marshal(result)
+	if err != nil {
+		return nil
+	}
+	line := store.StepRecord{Seq: b.Seq, StepID: b.StepID, Type: b.Type, Outcome: "done", Detail: detail}
+	if !b.Finish {
+		err = a.Store.RecordStep(ctx, b.EnrollmentID, line)
+		if err == nil {
+			return &Booked{}
+		}
+	} else {
+		status, ferr := a.Store.RecordStepAndFinish(ctx, b.EnrollmentID, line)
+		if ferr == nil {
+			return &Booked{Status: status}
+		}
+		err = ferr
+	}
+	if a.Log != nil {
+		a.Log.WarnContext(ctx, "step bookkeeping failed in the action's activity; the workflow does it",
+			"enrollment_id", b.EnrollmentID.String(), "step_id", b.StepID, "error", err.Error())
+	}
+	return nil
+}
+
+// SendWebhook delivers a webhook step (see sendWebhook), then does its
+// bookkeeping if asked.
+func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookResult, error) {
+	res, err := a.sendWebhook(ctx, in)
+	if err == nil {
+		res.Booked = a.book(ctx, in.Book, res)
+	}
+	return res, err
+}
+
+// SendEmail sends a send_email step (see sendEmail), then does its
+// bookkeeping if asked.
+func (a *Activities) SendEmail(ctx context.Context, in EmailInput) (EmailResult, error) {
+	res, err := a.sendEmail(ctx, in)
+	if err == nil {
+		res.Booked = a.book(ctx, in.Book, res)
+	}
+	return res, err
+}
+
+// UpdateContact runs an update_contact step (see updateContact), then does
+// its bookkeeping if asked.
+func (a *Activities) UpdateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
+	res, err := a.updateContact(ctx, in)
+	if err == nil {
+		res.Booked = a.book(ctx, in.Book, res)
+	}
+	return res, err
+}
+
+// EmitEvent runs an emit_event step (see emitEvent), then does its
+// bookkeeping if asked.
+func (a *Activities) EmitEvent(ctx context.Context, in EmitEventInput) (EmitEventResult, error) {
+	res, err := a.emitEvent(ctx, in)
+	if err == nil {
+		res.Booked = a.book(ctx, in.Book, res)
+	}
+	return res, err
+}

@@ -61,23 +61,26 @@ type UpdateContactInput struct {
 	Scope  Scope                        `json:"scope"`
 	StepID string                       `json:"step_id"`
 	Step   definition.UpdateContactStep `json:"step"`
+	// Book asks the activity to do the step's bookkeeping once done.
+	Book *Bookkeeping `json:"book,omitempty"`
 }
 
 // UpdateContactResult lists what was set.
 type UpdateContactResult struct {
+	Booking
 	Properties map[string]any `json:"properties,omitempty"`
 	FirstName  *string        `json:"first_name,omitempty"`
 	LastName   *string        `json:"last_name,omitempty"`
 }
 
-// UpdateContact patches the enrolled contact, once per enrollment step:
+// updateContact patches the enrolled contact, once per enrollment step:
 // the values are computed from the contact as it is under a row lock, and
 // the effect is recorded in the same transaction, so a retry whose first
 // attempt's result was lost (contact.properties.visits + 1) changes nothing
 // and answers the first attempt's result. The patch passes ingest's checks
 // for contact properties (size, depth, NUL, names); a violation fails the
 // step for good.
-func (a *Activities) UpdateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
+func (a *Activities) updateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
 	ws, contactID := in.Scope.WorkspaceID, in.Scope.ContactID
 	var res UpdateContactResult
 	raw, repeat, err := a.Store.UpdateContactOnce(ctx, ws, contactID, in.Scope.WorkflowID, in.StepID,
@@ -153,10 +156,13 @@ type EmitEventInput struct {
 	Scope  Scope                    `json:"scope"`
 	StepID string                   `json:"step_id"`
 	Step   definition.EmitEventStep `json:"step"`
+	// Book asks the activity to do the step's bookkeeping once done.
+	Book *Bookkeeping `json:"book,omitempty"`
 }
 
 // EmitEventResult names the recorded event.
 type EmitEventResult struct {
+	Booking
 	EventID   string `json:"event_id"`
 	Duplicate bool   `json:"duplicate"`
 	Triggered int    `json:"triggered"`
@@ -164,12 +170,12 @@ type EmitEventResult struct {
 	Exited    int    `json:"exited"`
 }
 
-// EmitEvent records an event for the enrolled contact through the record
+// emitEvent records an event for the enrolled contact through the record
 // path, so it can trigger, resume and exit enrollments like any other. Its
 // external_id is the workflow and step, which makes a retry a duplicate
 // rather than a second event. Its depth is one more than the trigger's;
 // see store.MaxEmitDepth.
-func (a *Activities) EmitEvent(ctx context.Context, in EmitEventInput) (EmitEventResult, error) {
+func (a *Activities) emitEvent(ctx context.Context, in EmitEventInput) (EmitEventResult, error) {
 	ws, contactID := in.Scope.WorkspaceID, in.Scope.ContactID
 	vars, err := a.vars(ctx, in.Scope)
 	if err != nil {

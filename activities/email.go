@@ -54,23 +54,26 @@ type EmailInput struct {
 	Scope  Scope                `json:"scope"`
 	StepID string               `json:"step_id"`
 	Step   definition.EmailStep `json:"step"`
+	// Book asks the activity to do the step's bookkeeping once done.
+	Book *Bookkeeping `json:"book,omitempty"`
 }
 
 // EmailResult names the message sent. AlreadySent means an earlier
 // attempt sent it and this one sent nothing.
 type EmailResult struct {
+	Booking
 	MessageID   string `json:"message_id"`
 	AlreadySent bool   `json:"already_sent"`
 }
 
-// SendEmail renders a send_email step and sends it through the Mailer.
+// sendEmail renders a send_email step and sends it through the Mailer.
 // Each (workflow, step) sends at most one message as far as Signalbox can
 // tell: a step already marked done returns AlreadySent. A crash between the
 // server accepting the message and the mark sends it again on retry, with
 // the same Message-ID, which receiving systems use to recognise a repeat.
 // An invalid recipient, an expression that fails to render, a missing
 // Mailer and a permanent refusal by the server are permanent failures.
-func (a *Activities) SendEmail(ctx context.Context, in EmailInput) (EmailResult, error) {
+func (a *Activities) sendEmail(ctx context.Context, in EmailInput) (EmailResult, error) {
 	done, ok, err := a.Store.EffectDone(ctx, in.Scope.WorkflowID, in.StepID)
 	if err != nil {
 		return EmailResult{}, err

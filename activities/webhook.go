@@ -51,10 +51,13 @@ type WebhookInput struct {
 	Scope  Scope                  `json:"scope"`
 	StepID string                 `json:"step_id"`
 	Step   definition.WebhookStep `json:"step"`
+	// Book asks the activity to do the step's bookkeeping once done.
+	Book *Bookkeeping `json:"book,omitempty"`
 }
 
 // WebhookResult is the receiver's answer and the id the delivery carried.
 type WebhookResult struct {
+	Booking
 	Status    int    `json:"status"`
 	WebhookID string `json:"webhook_id"`
 }
@@ -86,7 +89,7 @@ func WebhookSecretString(secret []byte) string {
 	return "whsec_" + base64.StdEncoding.EncodeToString(secret)
 }
 
-// SendWebhook renders a webhook step's body and posts it, signed, to the
+// sendWebhook renders a webhook step's body and posts it, signed, to the
 // step's URL. A 2xx answer is success. 408, 429, 5xx and network failures
 // return a retryable error, so Temporal's retry policy backs off; Retry-After
 // on 429 and 503 sets the next delay. Redirects, other 4xx answers, a
@@ -96,7 +99,7 @@ func WebhookSecretString(secret []byte) string {
 // Delivery is at least once: every attempt carries the same webhook-id,
 // which is how Standard Webhooks receivers drop a repeat (so, unlike email,
 // nothing is recorded in step_effects).
-func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookResult, error) {
+func (a *Activities) sendWebhook(ctx context.Context, in WebhookInput) (WebhookResult, error) {
 	id := WebhookID(in.Scope.WorkflowID, in.StepID)
 	res := WebhookResult{WebhookID: id}
 

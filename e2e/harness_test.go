@@ -162,7 +162,7 @@ func newSystem(t *testing.T, o systemOptions) *system {
 		HTTP: activities.NewWebhookClient(activities.WebhookConfig{AllowPrivate: true, Timeout: 5 * time.Second})}
 	for range o.workers {
 		w := worker.New(tc, queue, worker.Options{StickyScheduleToStartTimeout: time.Minute})
-		w.RegisterWorkflowWithOptions(o.workflow.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+		o.workflow.Register(w)
 		w.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 		if o.register != nil {
 			o.register(w, acts)

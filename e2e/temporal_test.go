@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/signalbox/signalbox/activities"
 	"github.com/signalbox/signalbox/workflows"
@@ -158,7 +157,7 @@ func TestWorkersShareTheQueue(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(tc.Close)
 		w := worker.New(tc, s.queue, worker.Options{})
-		w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+		workflows.Config{}.Register(w)
 		registerExcept(w, s.acts, "UpdateContact")
 		w.RegisterActivityWithOptions(func(ctx context.Context, in activities.UpdateContactInput) (activities.UpdateContactResult, error) {
 			mu.Lock()

@@ -854,3 +854,60 @@ func TestPurgeEndedAndDecisions(t *testing.T) {
 	// The contact enrolled once long ago is still never enrolled again.
 	require.Zero(t, f.record(ev("old@example.com", "signed.up"))[0].Triggered)
 }
+
+// TestRecordStepAndFinish writes an enrollment's last line and ends it in
+// one statement, as an action's activity does for the last step: the exit
+// still wins over completion, a repeat keeps the first line and outcome,
+// and an enrollment gone with its contact answers completed.
+func TestRecordStepAndFinish(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
+	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
+	list := f.enrollments()
+	exited, done := list[0], list[1]
+	for _, e := range list {
+		_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, f.record(ev("ada@example.com", "churned"))[0].Exited)
+
+	line := store.StepRecord{Seq: 1, StepID: "tag", Type: "update_contact", Outcome: "done",
+		Detail: json.RawMessage(`{"properties":{"stage":"x"}}`)}
+	status, err := f.s.RecordStepAndFinish(ctx, exited.ID, line)
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentExited, status, "the exit event recorded first wins")
+	status, err = f.s.RecordStepAndFinish(ctx, done.ID, line)
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentCompleted, status)
+	again := line
+	again.Detail = json.RawMessage(`{"properties":{"stage":"y"}}`)
+	status, err = f.s.RecordStepAndFinish(ctx, done.ID, again)
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentCompleted, status)
+
+	for _, e := range list {
+		got, steps, err := f.s.GetEnrollment(ctx, f.ws.ID, e.ID)
+		require.NoError(t, err)
+		require.NotNil(t, got.EndedAt)
+		require.Nil(t, got.CurrentStep)
+		require.Len(t, steps, 1)
+		require.Equal(t, "tag", steps[0].StepID)
+		require.JSONEq(t, `{"properties":{"stage":"x"}}`, string(steps[0].Detail), "a repeat keeps the first line")
+		require.Zero(t, f.count(`SELECT count(*) FROM enrollment_waits WHERE workspace_id = $1 AND enrollment_id = $2`, e.ID))
+	}
+
+	// Gone with its contact: nothing to record.
+	f.record(ev("cy@example.com", "signed.up"))
+	var gone store.Enrollment
+	for _, e := range f.enrollments() {
+		if e.Status == store.EnrollmentActive {
+			gone = e
+		}
+	}
+	_, err = f.s.DeleteContact(ctx, f.ws.ID, gone.ContactID)
+	require.NoError(t, err)
+	status, err = f.s.RecordStepAndFinish(ctx, gone.ID, line)
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentCompleted, status)
+}

@@ -145,7 +145,14 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 	// One statement (its parts see the same snapshot and commit together),
 	// so one round trip.
 	var final string
-	err := s.queryRowGeneric(ctx, []any{&final}, `WITH ended AS (
+	err := s.queryRowGeneric(ctx, []any{&final}, `WITH `+finishCTEs+`
+		SELECT status FROM ended`, enrollmentID, status, reason)
+	return final, notFound(err)
+}
+
+// finishCTEs end enrollment $1 with status $2 and reason $3 (see
+// FinishEnrollment); ended returns the status it ended with.
+const finishCTEs = `ended AS (
 			UPDATE enrollments SET
 			status = CASE WHEN status <> 'active' THEN status
 			              WHEN $2 = 'completed' AND (exit_event_id IS NOT NULL OR exit_reason IS NOT NULL) THEN 'exited'
@@ -161,9 +168,32 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 			ended_at = coalesce(ended_at, now()), current_step = CASE WHEN status = 'active' THEN NULL ELSE current_step END
 			WHERE id = $1 RETURNING status),
 		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = $1),
-		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = $1)
-		SELECT status FROM ended`, enrollmentID, status, reason)
-	return final, notFound(err)
+		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = $1)`
+
+// RecordStepAndFinish writes the last line of an enrollment's log and ends
+// it as completed (or exited, when its exit event was recorded first; see
+// FinishEnrollment), in one statement: an action step's activity does this
+// for the enrollment's last step. It returns the status the enrollment
+// ended with; an enrollment that is gone with its contact has nothing to
+// record and answers completed.
+func (s *Store) RecordStepAndFinish(ctx context.Context, enrollmentID uuid.UUID, st StepRecord) (string, error) {
+	detail := st.Detail
+	if len(detail) == 0 {
+		detail = json.RawMessage(`{}`)
+	}
+	var final string
+	err := s.queryRowGeneric(ctx, []any{&final}, `WITH line AS (
+			INSERT INTO enrollment_steps (enrollment_id, seq, step_id, step_type, outcome, detail)
+			VALUES ($1, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING),
+		`+finishCTEs+`
+		SELECT status FROM ended`, enrollmentID, EnrollmentCompleted, "", st.Seq, st.StepID, st.Type, st.Outcome, detail)
+	if isForeignKeyViolation(err) || errors.Is(err, pgx.ErrNoRows) {
+		return EnrollmentCompleted, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("record step and finish: %w", err)
+	}
+	return final, nil
 }
 
 // WaitOutcome is what registering or clearing a wait found.

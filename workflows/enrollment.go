@@ -27,8 +27,17 @@ import (
 const (
 	// TaskQueue is the one queue every worker polls.
 	TaskQueue = "signalbox-enrollments"
-	// EnrollmentWorkflow is the registered workflow type.
-	EnrollmentWorkflow = "Enrollment"
+	// EnrollmentWorkflow is the workflow type enrollments start as.
+	EnrollmentWorkflow = "EnrollmentV2"
+	// EnrollmentV1Workflow is the type enrollments started before
+	// EnrollmentWorkflow ran as. Workers keep running it for those still
+	// running (a delay or wait can last a year); it writes every step's
+	// log line and the enrollment's end with local activities of its own,
+	// where EnrollmentWorkflow asks an action step's activity to do both
+	// (activities.Bookkeeping). A new workflow type rather than a
+	// workflow.GetVersion gate, which would cost every new enrollment a
+	// marker and a search attribute upsert.
+	EnrollmentV1Workflow = "Enrollment"
 	// EventSignal carries an event that resumes a wait_for_event step.
 	EventSignal = "event"
 	// CurrentStepQuery returns the step an enrollment is on.
@@ -116,6 +125,12 @@ type run struct {
 	// gets to run the step.
 	opened time.Time
 	after  uuid.UUID
+	// fold says the action steps' activities do their own bookkeeping
+	// (EnrollmentWorkflow); tail says nothing follows the step running now;
+	// ended is the status an action's activity ended the enrollment with.
+	fold  bool
+	tail  bool
+	ended string
 }
 
 const versionUnread workflow.Version = -2
@@ -137,11 +152,33 @@ func Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, err
 	return Config{}.Enrollment(ctx, in)
 }
 
-// Enrollment is the enrollment workflow under c; workers register it as
-// EnrollmentWorkflow. Every worker of a task queue should use the same
-// Config.
+// Enrollment is the enrollment workflow under c, the EnrollmentWorkflow
+// type. Every worker of a task queue should use the same Config.
 func (c Config) Enrollment(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, error) {
+	return c.enroll(ctx, in, true)
+}
+
+// EnrollmentV1 is the EnrollmentV1Workflow type under c.
+func (c Config) EnrollmentV1(ctx workflow.Context, in EnrollmentInput) (EnrollmentResult, error) {
+	return c.enroll(ctx, in, false)
+}
+
+// Registry is where workflows are registered: a worker, a replayer, a test
+// environment.
+type Registry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// Register registers both enrollment workflow types under c.
+func (c Config) Register(r Registry) {
+	r.RegisterWorkflowWithOptions(c.Enrollment, workflow.RegisterOptions{Name: EnrollmentWorkflow})
+	r.RegisterWorkflowWithOptions(c.EnrollmentV1, workflow.RegisterOptions{Name: EnrollmentV1Workflow})
+}
+
+func (c Config) enroll(ctx workflow.Context, in EnrollmentInput, fold bool) (EnrollmentResult, error) {
 	r := &run{
+		fold:    fold,
+		tail:    true,
 		cfg: c,
 		in:  in,
 		scope: activities.Scope{WorkspaceID: in.WorkspaceID, EnrollmentID: in.EnrollmentID, ContactID: in.ContactID,
@@ -162,6 +199,10 @@ func (c Config) Enrollment(ctx workflow.Context, in EnrollmentInput) (Enrollment
 	}
 	err := r.steps(ctx, in.Definition.Steps)
 	r.drain(ctx)
+	if err == nil && r.ended != "" && ctx.Err() == nil {
+		// The last step's activity ended the enrollment.
+		return EnrollmentResult{Status: r.ended, Steps: r.seq}, nil
+	}
 	var bf *bookkeepingError
 	if errors.As(err, &bf) {
 		err = bf.err
@@ -193,9 +234,13 @@ func (c Config) Enrollment(ctx workflow.Context, in EnrollmentInput) (Enrollment
 	return EnrollmentResult{Status: res.Status, Steps: r.seq}, nil
 }
 
-// steps runs a list of steps in order.
+// steps runs a list of steps in order; the last is the enrollment's last
+// when the list is.
 func (r *run) steps(ctx workflow.Context, steps []definition.Step) error {
+	tail := r.tail
+	defer func() { r.tail = tail }()
 	for i := range steps {
+		r.tail = tail && i == len(steps)-1
 		if err := r.step(ctx, &steps[i]); err != nil {
 			return err
 		}
@@ -265,29 +310,56 @@ func (r *run) stepOnce(ctx workflow.Context, s *definition.Step) error {
 		return r.steps(ctx, next)
 	case definition.TypeWebhook:
 		var res activities.WebhookResult
-		return r.act(ctx, s, a.SendWebhook, activities.WebhookInput{Scope: r.scope, StepID: s.ID, Step: *s.Webhook}, &res)
+		book := r.bookkeeping(s)
+		return r.act(ctx, s, a.SendWebhook, activities.WebhookInput{Scope: r.scope, StepID: s.ID, Step: *s.Webhook, Book: book}, &res, book)
 	case definition.TypeSendEmail:
 		var res activities.EmailResult
-		return r.act(ctx, s, a.SendEmail, activities.EmailInput{Scope: r.scope, StepID: s.ID, Step: *s.SendEmail}, &res)
+		book := r.bookkeeping(s)
+		return r.act(ctx, s, a.SendEmail, activities.EmailInput{Scope: r.scope, StepID: s.ID, Step: *s.SendEmail, Book: book}, &res, book)
 	case definition.TypeUpdateContact:
 		var res activities.UpdateContactResult
-		return r.act(ctx, s, a.UpdateContact, activities.UpdateContactInput{Scope: r.scope, StepID: s.ID, Step: *s.UpdateContact}, &res)
+		book := r.bookkeeping(s)
+		return r.act(ctx, s, a.UpdateContact, activities.UpdateContactInput{Scope: r.scope, StepID: s.ID, Step: *s.UpdateContact, Book: book}, &res, book)
 	case definition.TypeEmitEvent:
 		var res activities.EmitEventResult
-		return r.act(ctx, s, a.EmitEvent, activities.EmitEventInput{Scope: r.scope, StepID: s.ID, Step: *s.EmitEvent}, &res)
+		book := r.bookkeeping(s)
+		return r.act(ctx, s, a.EmitEvent, activities.EmitEventInput{Scope: r.scope, StepID: s.ID, Step: *s.EmitEvent, Book: book}, &res, book)
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown type %q", s.ID, s.Type), "InvalidDefinition", nil)
 }
 
+// bookkeeping is what an action step's activity is asked to write itself:
+// the step's "done" line, and the enrollment's end when nothing follows
+// the step. None on EnrollmentV1Workflow.
+func (r *run) bookkeeping(s *definition.Step) *activities.Bookkeeping {
+	if !r.fold {
+		return nil
+	}
+	return &activities.Bookkeeping{EnrollmentID: r.in.EnrollmentID, Seq: r.seq + 1, StepID: s.ID, Type: string(s.Type),
+		Finish: r.tail}
+}
+
+// booker is an action's result, which says what bookkeeping its activity did.
+type booker interface{ BookedOutcome() *activities.Booked }
+
 // act runs an action activity with the action retry policy and logs its
-// result.
-func (r *run) act(ctx workflow.Context, s *definition.Step, fn, in, out any) error {
+// result, unless the activity did (book).
+func (r *run) act(ctx workflow.Context, s *definition.Step, fn, in, out any, book *activities.Bookkeeping) error {
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actions), fn, in).Get(ctx, out)
 	if err != nil {
 		if !temporal.IsCanceledError(err) {
 			r.log(ctx, s, "failed", map[string]any{"error": failureReason(err)})
 		}
 		return err
+	}
+	if b, ok := out.(booker); ok && book != nil {
+		if done := b.BookedOutcome(); done != nil {
+			r.seq++
+			if book.Finish && done.Status != "" {
+				r.ended = done.Status
+			}
+			return nil
+		}
 	}
 	r.log(ctx, s, "done", out)
 	return nil

@@ -89,7 +89,7 @@ func newHarnessWith(t *testing.T, cfg workflows.Config) *harness {
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{
 		ID: workflows.WorkflowID(testEnrollment.String()), TaskQueue: workflows.TaskQueue,
 	})
-	env.RegisterWorkflowWithOptions(cfg.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	cfg.Register(env)
 	h := &harness{t: t, env: env}
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 		h.mu.Lock()

@@ -39,10 +39,11 @@ func TestReplayHistories(t *testing.T) {
 	}
 }
 
-// replay replays one history against workflows.Enrollment.
+// replay replays one history against the enrollment workflow of its type
+// (workflows.EnrollmentV1Workflow for v1 to v3).
 func replay(path string) error {
 	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	workflows.Config{}.Register(r)
 	return r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), path)
 }
 
@@ -59,6 +60,7 @@ func TestReplayDetectsChange(t *testing.T) {
 	for _, path := range histories(t) {
 		r := worker.NewWorkflowReplayer()
 		r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+		r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: workflows.EnrollmentV1Workflow})
 		err := r.ReplayWorkflowHistoryFromJSONFile(quietLogger(), path)
 		require.Error(t, err, path)
 	}

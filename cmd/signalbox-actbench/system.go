@@ -261,7 +261,7 @@ func (s *system) startWorker(kind workerKind) (worker.Worker, error) {
 	switch kind {
 	case enrollmentWorker:
 		w = worker.New(s.tc, workflows.TaskQueue, opts)
-		w.RegisterWorkflowWithOptions(workflows.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+		workflows.Config{}.Register(w)
 		w.RegisterActivity(s.acts)
 	case bareWorker:
 		w = worker.New(s.tc, bareQueue, opts)

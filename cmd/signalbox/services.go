@@ -265,7 +265,7 @@ func newWorker(tc client.Client, st *store.Store, rec *ingest.Recorder, env *con
 		StickyScheduleToStartTimeout: time.Minute,
 	})
 	wf := workflows.Config{BookkeepingLimit: cfg.BookkeepingRetryLimit}
-	w.RegisterWorkflowWithOptions(wf.Enrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
+	wf.Register(w)
 	w.RegisterWorkflowWithOptions(workflows.Backfill, workflow.RegisterOptions{Name: workflows.BackfillWorkflow})
 	w.RegisterActivity(acts)
 	return w, nil
