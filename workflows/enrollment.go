@@ -177,10 +177,10 @@ func (c Config) Register(r Registry) {
 
 func (c Config) enroll(ctx workflow.Context, in EnrollmentInput, fold bool) (EnrollmentResult, error) {
 	r := &run{
-		fold:    fold,
-		tail:    true,
-		cfg: c,
-		in:  in,
+		fold: fold,
+		tail: true,
+		cfg:  c,
+		in:   in,
 		scope: activities.Scope{WorkspaceID: in.WorkspaceID, EnrollmentID: in.EnrollmentID, ContactID: in.ContactID,
 			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Trigger: in.Trigger},
 		signals: workflow.GetSignalChannel(ctx, EventSignal),
