@@ -83,8 +83,8 @@ func bareWaitFlow(ctx workflow.Context, in bareInput) error {
 
 // bareShapedFlow has an enrollment's shape in Temporal without any of its
 // work: the input of a one-step enrollment, the step as one activity with
-// the step's input and result, then the two local activities where an
-// enrollment logs the step and records its end, and the enrollment's
+// the step's input and result (whose activity, for the enrollment's last
+// step, also writes its log line and ends it), and the enrollment's
 // result; the dispatcher's start options and search attributes. Its
 // history has the enrollment's events and about its bytes. Set beside the
 // start phase's Signalbox figure it splits what the enrollment's shape
@@ -95,20 +95,13 @@ func bareShapedFlow(ctx workflow.Context, in workflows.EnrollmentInput) (workflo
 	step := in.Definition.Steps[0]
 	act := activities.UpdateContactInput{Scope: activities.Scope{WorkspaceID: in.WorkspaceID, EnrollmentID: in.EnrollmentID,
 		ContactID: in.ContactID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Trigger: in.Trigger},
-		StepID: step.ID, Step: *step.UpdateContact}
+		StepID: step.ID, Step: *step.UpdateContact, Book: &activities.Bookkeeping{EnrollmentID: in.EnrollmentID,
+			Seq: 1, StepID: step.ID, Type: string(step.Type), Finish: true}}
 	var res activities.UpdateContactResult
 	if err := workflow.ExecuteActivity(ctx, bareShapedStep, act).Get(ctx, &res); err != nil {
 		return workflows.EnrollmentResult{}, err
 	}
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute})
-	if err := workflow.ExecuteLocalActivity(lctx, bareShapedLog, in.EnrollmentID).Get(ctx, nil); err != nil {
-		return workflows.EnrollmentResult{}, err
-	}
-	var fin activities.FinishResult
-	if err := workflow.ExecuteLocalActivity(lctx, bareShapedFinish, in.EnrollmentID).Get(ctx, &fin); err != nil {
-		return workflows.EnrollmentResult{}, err
-	}
-	return workflows.EnrollmentResult{Status: fin.Status, Steps: 1}, nil
+	return workflows.EnrollmentResult{Status: res.Booked.Status, Steps: 1}, nil
 }
 
 // bareShapedStepActivity answers as update_contact does, doing nothing.
@@ -117,15 +110,9 @@ func bareShapedStepActivity(_ context.Context, in activities.UpdateContactInput)
 	for k := range in.Step.Properties {
 		props[k] = "true"
 	}
-	return activities.UpdateContactResult{Properties: props}, nil
-}
-
-// bareShapedLog and bareShapedFinish stand for RecordStep and
-// FinishEnrollment, doing nothing.
-func bareShapedLog(context.Context, string) error { return nil }
-
-func bareShapedFinish(context.Context, string) (activities.FinishResult, error) {
-	return activities.FinishResult{Status: "completed"}, nil
+	res := activities.UpdateContactResult{Properties: props}
+	res.Booked = &activities.Booked{Status: "completed"}
+	return res, nil
 }
 
 // bareShapedInput is the input the dispatcher would give an enrollment of

@@ -159,11 +159,11 @@ ratio = signalbox / baseline. Baselines, on the same servers in the same run:
            The runs go in -start-order (default baseline, signalbox, signalbox, baseline, shape: the dev
            server slows as it fills, so the two main sides are mirrored); a side's figures pool its runs.
            Signalbox: POST /v1/events, each triggering one enrollment (a single update_contact step,
-           an activity for the step, local activities for its log line and the finish). started = the SDK call /
+           an activity that also writes its log line and ends the enrollment). started = the SDK call /
            the dispatcher's ExecuteWorkflow returned, in the window.
   start/shape  information: a bare workflow with the enrollment's shape in Temporal (its input, the
-           step as one no-op activity with the step's input, two no-op local activities for the log line
-           and the finish, its result) started as the dispatcher starts one (ExecuteWorkflow, its ID
+           step as one no-op activity with the step's input and result, its result) started as the
+           dispatcher starts one (ExecuteWorkflow with eager start, its ID
            policies and the three search attributes): baseline/shape is what the shape costs Temporal,
            shape/signalbox what Signalbox's plumbing costs beyond it.
   latency  SignalWithStartWorkflow called → its activity runs; Signalbox: the 202 → UpdateContact runs.
