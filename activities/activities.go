@@ -381,11 +381,12 @@ func (a *Activities) SendEmail(ctx context.Context, in EmailInput) (EmailResult,
 	return res, err
 }
 
-// UpdateContact runs an update_contact step (see updateContact), then does
-// its bookkeeping if asked.
+// UpdateContact runs an update_contact step (see updateContact), whose
+// statement usually does the bookkeeping asked for too; when it did not
+// (a repeat), it is done here.
 func (a *Activities) UpdateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
 	res, err := a.updateContact(ctx, in)
-	if err == nil {
+	if err == nil && res.Booked == nil {
 		res.Booked = a.book(ctx, in.Book, res)
 	}
 	return res, err

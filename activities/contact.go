@@ -74,8 +74,9 @@ type UpdateContactResult struct {
 }
 
 // updateContact patches the enrolled contact, once per enrollment step:
-// the values are computed from the contact as it is under a row lock, and
-// the effect is recorded in the same transaction, so a retry whose first
+// the values are computed from the contact as it is when the patch is
+// applied (store.UpdateContactOnce: a compare-and-swap, or the row lock),
+// and the effect is recorded in the same statement, so a retry whose first
 // attempt's result was lost (contact.properties.visits + 1) changes nothing
 // and answers the first attempt's result. The patch passes ingest's checks
 // for contact properties (size, depth, NUL, names); a violation fails the
@@ -83,7 +84,12 @@ type UpdateContactResult struct {
 func (a *Activities) updateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
 	ws, contactID := in.Scope.WorkspaceID, in.Scope.ContactID
 	var res UpdateContactResult
-	raw, repeat, err := a.Store.UpdateContactOnce(ctx, ws, contactID, in.Scope.WorkflowID, in.StepID,
+	// The bookkeeping goes into the statement that applies the patch.
+	var book *store.StepBook
+	if b := in.Book; b != nil {
+		book = &store.StepBook{EnrollmentID: b.EnrollmentID, Seq: b.Seq, Type: b.Type, Finish: b.Finish}
+	}
+	eff, err := a.Store.UpdateContactOnce(ctx, ws, contactID, in.Scope.WorkflowID, in.StepID, book,
 		func(c store.Contact) (store.ContactPatch, json.RawMessage, error) {
 			vars := a.stepVars(in.Scope, c)
 			patch, err := a.contactPatch(ctx, in.Step, vars, &res)
@@ -102,11 +108,14 @@ func (a *Activities) updateContact(ctx context.Context, in UpdateContactInput) (
 	if err != nil {
 		return res, keepPermanent(err)
 	}
-	if repeat {
+	if eff.Repeat {
 		res = UpdateContactResult{}
-		if err := json.Unmarshal(raw, &res); err != nil {
+		if err := json.Unmarshal(eff.Result, &res); err != nil {
 			return res, permanent(ErrTypeInvalid, err)
 		}
+	}
+	if eff.Booked {
+		res.Booked = &Booked{Status: eff.Status}
 	}
 	return res, nil
 }

@@ -911,3 +911,60 @@ func TestRecordStepAndFinish(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.EnrollmentCompleted, status)
 }
+
+// TestUpdateContactOnceBooks writes an update_contact step's log line, and
+// for a last step the enrollment's end, in the statement that applies the
+// patch; a repeat books nothing and changes nothing.
+func TestUpdateContactOnceBooks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
+	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
+	list := f.enrollments()
+	mid, last := list[0], list[1]
+	set := func(v string) func(store.Contact) (store.ContactPatch, json.RawMessage, error) {
+		return func(store.Contact) (store.ContactPatch, json.RawMessage, error) {
+			res := json.RawMessage(`{"properties":{"stage":"` + v + `"}}`)
+			return store.ContactPatch{Set: json.RawMessage(`{"stage":"` + v + `"}`)}, res, nil
+		}
+	}
+
+	// A step in the middle: its line, and the current step.
+	eff, err := f.s.UpdateContactOnce(ctx, f.ws.ID, mid.ContactID, mid.WorkflowID, "tag",
+		&store.StepBook{EnrollmentID: mid.ID, Seq: 1, Type: "update_contact"}, set("a"))
+	require.NoError(t, err)
+	require.Equal(t, store.StepEffect{Result: json.RawMessage(`{"properties":{"stage":"a"}}`), Booked: true}, eff)
+	got, steps, err := f.s.GetEnrollment(ctx, f.ws.ID, mid.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentActive, got.Status)
+	require.Equal(t, "tag", *got.CurrentStep)
+	require.Len(t, steps, 1)
+	require.Equal(t, []any{1, "tag", "update_contact", "done"},
+		[]any{steps[0].Seq, steps[0].StepID, steps[0].Type, steps[0].Outcome})
+	require.JSONEq(t, `{"properties":{"stage":"a"}}`, string(steps[0].Detail))
+
+	// Run again: the recorded result, nothing booked or changed.
+	eff, err = f.s.UpdateContactOnce(ctx, f.ws.ID, mid.ContactID, mid.WorkflowID, "tag",
+		&store.StepBook{EnrollmentID: mid.ID, Seq: 1, Type: "update_contact"}, set("b"))
+	require.NoError(t, err)
+	require.True(t, eff.Repeat)
+	require.False(t, eff.Booked)
+	c, err := f.s.GetContact(ctx, f.ws.ID, mid.ContactID)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"stage":"a"}`, string(c.Properties))
+
+	// The last step ends the enrollment; an exit event recorded first wins.
+	require.Equal(t, 1, f.record(ev("bob@example.com", "churned"))[0].Exited)
+	eff, err = f.s.UpdateContactOnce(ctx, f.ws.ID, last.ContactID, last.WorkflowID, "tag",
+		&store.StepBook{EnrollmentID: last.ID, Seq: 3, Type: "update_contact", Finish: true}, set("c"))
+	require.NoError(t, err)
+	require.True(t, eff.Booked)
+	require.Equal(t, store.EnrollmentExited, eff.Status)
+	got, steps, err = f.s.GetEnrollment(ctx, f.ws.ID, last.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.EnrollmentExited, got.Status)
+	require.Equal(t, "exit event", *got.Reason)
+	require.Nil(t, got.CurrentStep)
+	require.Len(t, steps, 1)
+	require.Equal(t, 3, steps[0].Seq)
+}

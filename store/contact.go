@@ -249,15 +249,41 @@ func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (i
 	return ended, err
 }
 
+// StepBook is the bookkeeping a step's effect can be written with (see
+// activities.Bookkeeping): the enrollment's log line for the step, whose
+// detail is the effect's result, and, with Finish, the enrollment's end as
+// completed.
+type StepBook struct {
+	EnrollmentID uuid.UUID
+	Seq          int
+	Type         string
+	Finish       bool
+}
+
+// StepEffect is what UpdateContactOnce did.
+type StepEffect struct {
+	// Result is the step's result: computed now, or recorded by an earlier
+	// run (Repeat), which changed the contact already.
+	Result json.RawMessage
+	Repeat bool
+	// Booked says the bookkeeping asked for was written with the effect;
+	// Status is then, with Finish, how the enrollment ended. A repeat, or
+	// an update that ran under the row lock, books nothing.
+	Booked bool
+	Status string
+}
+
 // UpdateContactOnce applies a step's update to a contact at most once per
 // workflow and step, however often the step runs (a retried activity whose
 // result was lost). Unless the step's effect is already recorded, compute
 // derives the patch and its result from the contact as it is now (a
 // property that counts visits reads the value it increments); the patch is
 // applied and the effect recorded with the result in one statement, and
-// only if the contact is still the version compute saw. A repeat changes
-// nothing and returns the recorded result with repeat set. It returns
-// ErrNotFound when the contact is gone, and compute's error as it is.
+// only if the contact is still the version compute saw. With book, that
+// statement also writes the step's log line and, with Finish, ends the
+// enrollment. A repeat changes nothing and returns the recorded result
+// with Repeat set. It returns ErrNotFound when the contact is gone, and
+// compute's error as it is.
 //
 // The common case costs two round trips and no explicit transaction: read
 // the contact and any recorded effect, then the conditional write (a
@@ -265,11 +291,12 @@ func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (i
 // read again; after casAttempts lost races the update runs under the
 // contact's row lock instead, so a busy contact cannot starve it.
 func (s *Store) UpdateContactOnce(ctx context.Context, workspaceID, contactID uuid.UUID, workflowID, stepID string,
-	compute func(Contact) (ContactPatch, json.RawMessage, error)) (result json.RawMessage, repeat bool, err error) {
+	book *StepBook, compute func(Contact) (ContactPatch, json.RawMessage, error)) (StepEffect, error) {
 	for range casAttempts {
 		var (
-			c    Contact
-			xmin string
+			c      Contact
+			xmin   string
+			result json.RawMessage
 		)
 		err := s.pool.QueryRow(ctx, `SELECT `+contactColumns+`, xmin::text,
 				(SELECT e.result FROM step_effects e WHERE e.workflow_id = $3 AND e.step_id = $4)
@@ -277,43 +304,86 @@ func (s *Store) UpdateContactOnce(ctx context.Context, workspaceID, contactID uu
 			Scan(&c.ID, &c.WorkspaceID, &c.Email, &c.FirstName, &c.LastName, &c.Properties, &c.CreatedAt, &c.UpdatedAt,
 				&xmin, &result)
 		if err != nil {
-			return nil, false, notFound(err)
+			return StepEffect{}, notFound(err)
 		}
 		if result != nil {
-			return result, true, nil
+			return StepEffect{Result: result, Repeat: true}, nil
 		}
 		patch, res, err := compute(c)
 		if err != nil {
-			return nil, false, err
+			return StepEffect{}, err
 		}
 		if len(res) == 0 {
 			res = json.RawMessage(`{}`)
 		}
-		var recorded bool
-		err = s.queryRowGeneric(ctx, []any{&recorded}, `WITH c AS (
-				SELECT id FROM contacts WHERE workspace_id = $1 AND id = $2 AND xmin = $9::text::xid FOR UPDATE),
-			effect AS (
-				INSERT INTO step_effects (workflow_id, step_id, result) SELECT $10, $11, $12 FROM c
-				ON CONFLICT DO NOTHING RETURNING 1),
-			patched AS (
-				UPDATE contacts SET `+contactPatchSet+`
-				WHERE workspace_id = $1 AND id = (SELECT id FROM c) AND EXISTS (SELECT FROM effect) RETURNING 1)
-			SELECT EXISTS (SELECT FROM patched)`,
-			append(patchArgs(workspaceID, contactID, patch), xmin, workflowID, stepID, res)...)
+		args := append(patchArgs(workspaceID, contactID, patch), xmin, workflowID, stepID, res)
+		sql := casUpdate
+		switch {
+		case book == nil:
+		case book.Finish:
+			sql = casUpdateFinish
+			args = append(args, book.EnrollmentID, book.Seq, book.Type)
+		default:
+			sql = casUpdateLine
+			args = append(args, book.EnrollmentID, book.Seq, book.Type)
+		}
+		var (
+			recorded bool
+			status   *string
+		)
+		err = s.queryRowGeneric(ctx, []any{&recorded, &status}, sql, args...)
 		if isUniqueViolation(err) {
-			return nil, false, ErrConflict
+			return StepEffect{}, ErrConflict
+		}
+		if isForeignKeyViolation(err) {
+			// The enrollment is gone, with its contact.
+			return StepEffect{}, ErrNotFound
 		}
 		if err != nil {
-			return nil, false, err
+			return StepEffect{}, err
 		}
 		if recorded {
-			return res, false, nil
+			out := StepEffect{Result: res, Booked: book != nil}
+			if status != nil {
+				out.Status = *status
+			}
+			return out, nil
 		}
 		// Either the contact changed since it was read (or is gone), or
 		// another run of the step recorded its effect first: read again.
 	}
-	return s.updateContactLocked(ctx, workspaceID, contactID, workflowID, stepID, compute)
+	result, repeat, err := s.updateContactLocked(ctx, workspaceID, contactID, workflowID, stepID, compute)
+	return StepEffect{Result: result, Repeat: repeat}, err
 }
+
+// casUpdateCTEs apply a contact patch ($1 to $8, see patchArgs) if the
+// contact is still at xmin $9, recording the effect of workflow $10's step
+// $11 with result $12; effect has a row when they did.
+const casUpdateCTEs = `WITH c AS (
+		SELECT id FROM contacts WHERE workspace_id = $1 AND id = $2 AND xmin = $9::text::xid FOR UPDATE),
+	effect AS (
+		INSERT INTO step_effects (workflow_id, step_id, result) SELECT $10, $11, $12 FROM c
+		ON CONFLICT DO NOTHING RETURNING 1),
+	patched AS (
+		UPDATE contacts SET ` + contactPatchSet + `
+		WHERE workspace_id = $1 AND id = (SELECT id FROM c) AND EXISTS (SELECT FROM effect) RETURNING 1)`
+
+// casStepLine writes, with the effect, enrollment $13's log line $14 for
+// the step ($11, of type $15), showing the result.
+const casStepLine = `,
+	line AS (
+		INSERT INTO enrollment_steps (enrollment_id, seq, step_id, step_type, outcome, detail)
+		SELECT $13, $14, $11, $15, 'done', $12 FROM effect ON CONFLICT DO NOTHING RETURNING enrollment_id)`
+
+var (
+	casUpdate     = casUpdateCTEs + ` SELECT EXISTS (SELECT FROM patched), NULL::text`
+	casUpdateLine = casUpdateCTEs + casStepLine + `,
+	current AS (UPDATE enrollments SET current_step = $11 WHERE id = (SELECT enrollment_id FROM line) AND status = 'active')
+	SELECT EXISTS (SELECT FROM patched), NULL::text`
+	casUpdateFinish = casUpdateCTEs + casStepLine + `,
+	` + finishCTEsFor("$13", "'completed'", "''", "EXISTS (SELECT FROM effect)") + `
+	SELECT EXISTS (SELECT FROM patched), (SELECT status FROM ended)`
+)
 
 // casAttempts is how many times UpdateContactOnce tries its
 // compare-and-swap before taking the contact's row lock.

@@ -45,9 +45,10 @@ func TestUpdateContactOnceLosesRaces(t *testing.T) {
 				return store.ContactPatch{Set: res}, res, nil
 			}
 			before := contactProps(t, s, ws.ID, c.ID)["n"].(float64)
-			res, repeat, err := s.UpdateContactOnce(ctx, ws.ID, c.ID, "wf-race", step, compute)
+			eff, err := s.UpdateContactOnce(ctx, ws.ID, c.ID, "wf-race", step, nil, compute)
 			require.NoError(t, err)
-			require.False(t, repeat)
+			require.False(t, eff.Repeat)
+			res := eff.Result
 			require.JSONEq(t, fmt.Sprintf(`{"n":%v}`, before+1), string(res))
 			require.Equal(t, min(races, store.CASAttempts)+1, calls)
 			got := contactProps(t, s, ws.ID, c.ID)
@@ -57,19 +58,19 @@ func TestUpdateContactOnceLosesRaces(t *testing.T) {
 			}
 
 			// Again: the recorded result, nothing computed or changed.
-			res2, repeat, err := s.UpdateContactOnce(ctx, ws.ID, c.ID, "wf-race", step, compute)
+			again, err := s.UpdateContactOnce(ctx, ws.ID, c.ID, "wf-race", step, nil, compute)
 			require.NoError(t, err)
-			require.True(t, repeat)
-			require.JSONEq(t, string(res), string(res2))
+			require.True(t, again.Repeat)
+			require.JSONEq(t, string(res), string(again.Result))
 			require.Equal(t, before+1, contactProps(t, s, ws.ID, c.ID)["n"])
 		})
 	}
 
 	// A contact that is gone, and a compute that fails.
-	_, _, err = s.UpdateContactOnce(ctx, ws.ID, ws.ID, "wf-race", "gone", nil)
+	_, err = s.UpdateContactOnce(ctx, ws.ID, ws.ID, "wf-race", "gone", nil, nil)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	boom := fmt.Errorf("boom")
-	_, _, err = s.UpdateContactOnce(ctx, ws.ID, c.ID, "wf-race", "fails",
+	_, err = s.UpdateContactOnce(ctx, ws.ID, c.ID, "wf-race", "fails", nil,
 		func(store.Contact) (store.ContactPatch, json.RawMessage, error) {
 			return store.ContactPatch{}, nil, boom
 		})

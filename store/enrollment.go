@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -152,23 +153,33 @@ func (s *Store) FinishEnrollment(ctx context.Context, enrollmentID uuid.UUID, st
 
 // finishCTEs end enrollment $1 with status $2 and reason $3 (see
 // FinishEnrollment); ended returns the status it ended with.
-const finishCTEs = `ended AS (
+var finishCTEs = finishCTEsFor("$1", "$2", "$3", "")
+
+// finishCTEsFor are the CTEs that end enrollment id with status and reason
+// (SQL expressions), only where guard (an SQL condition after AND, or
+// "") holds.
+func finishCTEsFor(id, status, reason, guard string) string {
+	if guard != "" {
+		guard = " AND " + guard
+	}
+	return strings.NewReplacer("{id}", id, "{status}", status, "{reason}", reason, "{guard}", guard).Replace(`ended AS (
 			UPDATE enrollments SET
 			status = CASE WHEN status <> 'active' THEN status
-			              WHEN $2 = 'completed' AND (exit_event_id IS NOT NULL OR exit_reason IS NOT NULL) THEN 'exited'
-			              ELSE $2 END,
+			              WHEN {status} = 'completed' AND (exit_event_id IS NOT NULL OR exit_reason IS NOT NULL) THEN 'exited'
+			              ELSE {status} END,
 			reason = CASE WHEN status <> 'active' THEN reason
-			              WHEN $2 = 'completed' AND exit_event_id IS NOT NULL THEN 'exit event'
-			              WHEN $2 = 'completed' AND exit_reason IS NOT NULL THEN exit_reason
-			              WHEN $2 <> 'exited' THEN nullif($3, '')
+			              WHEN {status} = 'completed' AND exit_event_id IS NOT NULL THEN 'exit event'
+			              WHEN {status} = 'completed' AND exit_reason IS NOT NULL THEN exit_reason
+			              WHEN {status} <> 'exited' THEN nullif({reason}, '')
 			              WHEN exit_event_id IS NOT NULL THEN 'exit event'
 			              WHEN exit_reason IS NOT NULL THEN exit_reason
-			              WHEN $3 NOT IN ('', 'cancelled') THEN $3
+			              WHEN {reason} NOT IN ('', 'cancelled') THEN {reason}
 			              ELSE 'cancelled without an exit event' END,
 			ended_at = coalesce(ended_at, now()), current_step = CASE WHEN status = 'active' THEN NULL ELSE current_step END
-			WHERE id = $1 RETURNING status),
-		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = $1),
-		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = $1)`
+			WHERE id = {id}{guard} RETURNING status),
+		waits AS (DELETE FROM enrollment_waits WHERE enrollment_id = {id}{guard}),
+		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = {id}{guard})`)
+}
 
 // RecordStepAndFinish writes the last line of an enrollment's log and ends
 // it as completed (or exited, when its exit event was recorded first; see
