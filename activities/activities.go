@@ -329,6 +329,8 @@ type Booking struct {
 // BookedOutcome returns Booked, for the workflow.
 func (b Booking) BookedOutcome() *Booked { return b.Booked }
 
+func (b *Booking) setBooked(x *Booked) { b.Booked = x }
+
 // book does an action's bookkeeping, if asked; result is the action's
 // result, which the step's line shows. A failure is logged and left to the
 // workflow: the action is done, and must not run again for its
@@ -361,43 +363,40 @@ func (a *Activities) book(ctx context.Context, b *Bookkeeping, result any) *Book
 	return nil
 }
 
-// SendWebhook delivers a webhook step (see sendWebhook), then does its
-// bookkeeping if asked.
-func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookResult, error) {
-	res, err := a.sendWebhook(ctx, in)
-	if err == nil {
-		res.Booked = a.book(ctx, in.Book, res)
+// thenBook runs an action, then its bookkeeping if asked and not already
+// done by the action itself (update_contact does it in its own statement).
+func thenBook[In any, R any, PR interface {
+	*R
+	BookedOutcome() *Booked
+	setBooked(*Booked)
+}](ctx context.Context, a *Activities, in In, book *Bookkeeping, run func(context.Context, In) (R, error)) (R, error) {
+	res, err := run(ctx, in)
+	if err == nil && PR(&res).BookedOutcome() == nil {
+		PR(&res).setBooked(a.book(ctx, book, res))
 	}
 	return res, err
 }
 
-// SendEmail sends a send_email step (see sendEmail), then does its
+// SendWebhook delivers a webhook step (see sendWebhook) and does its
+// bookkeeping if asked.
+func (a *Activities) SendWebhook(ctx context.Context, in WebhookInput) (WebhookResult, error) {
+	return thenBook(ctx, a, in, in.Book, a.sendWebhook)
+}
+
+// SendEmail sends a send_email step (see sendEmail) and does its
 // bookkeeping if asked.
 func (a *Activities) SendEmail(ctx context.Context, in EmailInput) (EmailResult, error) {
-	res, err := a.sendEmail(ctx, in)
-	if err == nil {
-		res.Booked = a.book(ctx, in.Book, res)
-	}
-	return res, err
+	return thenBook(ctx, a, in, in.Book, a.sendEmail)
 }
 
 // UpdateContact runs an update_contact step (see updateContact), whose
-// statement usually does the bookkeeping asked for too; when it did not
-// (a repeat), it is done here.
+// statement does the bookkeeping asked for too, unless it was a repeat.
 func (a *Activities) UpdateContact(ctx context.Context, in UpdateContactInput) (UpdateContactResult, error) {
-	res, err := a.updateContact(ctx, in)
-	if err == nil && res.Booked == nil {
-		res.Booked = a.book(ctx, in.Book, res)
-	}
-	return res, err
+	return thenBook(ctx, a, in, in.Book, a.updateContact)
 }
 
-// EmitEvent runs an emit_event step (see emitEvent), then does its
+// EmitEvent runs an emit_event step (see emitEvent) and does its
 // bookkeeping if asked.
 func (a *Activities) EmitEvent(ctx context.Context, in EmitEventInput) (EmitEventResult, error) {
-	res, err := a.emitEvent(ctx, in)
-	if err == nil {
-		res.Booked = a.book(ctx, in.Book, res)
-	}
-	return res, err
+	return thenBook(ctx, a, in, in.Book, a.emitEvent)
 }

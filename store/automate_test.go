@@ -750,18 +750,27 @@ func TestRecordWithoutAutomations(t *testing.T) {
 	require.Len(t, f.enrollments(), 1)
 }
 
-func TestFinishEnrollment(t *testing.T) {
-	t.Parallel()
+// exitedAndWaiting enrolls two contacts, both waiting; the first one's
+// exit event is recorded.
+func exitedAndWaiting(t *testing.T) (f *fixture, exited, waiting store.Enrollment) {
+	t.Helper()
 	ctx := context.Background()
-	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
+	f = newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
 	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
 	list := f.enrollments()
-	exited, done := list[0], list[1]
 	for _, e := range list {
 		_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
 		require.NoError(t, err)
 	}
 	require.Equal(t, 1, f.record(ev("ada@example.com", "churned"))[0].Exited)
+	return f, list[0], list[1]
+}
+
+func TestFinishEnrollment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, exited, done := exitedAndWaiting(t)
+	list := []store.Enrollment{exited, done}
 
 	// The workflow completes before the cancel reaches it: the exit wins.
 	status, err := f.s.FinishEnrollment(ctx, exited.ID, store.EnrollmentCompleted, "")
@@ -862,15 +871,8 @@ func TestPurgeEndedAndDecisions(t *testing.T) {
 func TestRecordStepAndFinish(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := newFixture(t, storetest.New(t, store.Config{}), "signed.up", false, "churned")
-	f.record(ev("ada@example.com", "signed.up"), ev("bob@example.com", "signed.up"))
-	list := f.enrollments()
-	exited, done := list[0], list[1]
-	for _, e := range list {
-		_, err := f.s.RegisterWait(ctx, wait(e, "project.created", time.Now()), matchAll)
-		require.NoError(t, err)
-	}
-	require.Equal(t, 1, f.record(ev("ada@example.com", "churned"))[0].Exited)
+	f, exited, done := exitedAndWaiting(t)
+	list := []store.Enrollment{exited, done}
 
 	line := store.StepRecord{Seq: 1, StepID: "tag", Type: "update_contact", Outcome: "done",
 		Detail: json.RawMessage(`{"properties":{"stage":"x"}}`)}
