@@ -16,3 +16,11 @@ func SetNow(s *Store, now func() time.Time) { s.now = now }
 
 // CASAttempts is how many compare-and-swaps UpdateContactOnce tries.
 const CASAttempts = casAttempts
+
+// SetCopyFromRows sets the fewest events recorded with COPY and returns
+// the setting it replaced; for benchmarks, which run alone.
+func SetCopyFromRows(n int) int {
+	old := copyFromRows
+	copyFromRows = n
+	return old
+}

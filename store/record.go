@@ -514,7 +514,8 @@ func patchContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []
 }
 
 // insertEvents writes the events of every item whose contact resolved:
-// those without external_id with COPY, the others with one upsert.
+// those without external_id with one INSERT, or COPY when there are many
+// (see copyFromRows), the others with one upsert.
 func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time,
 	roll *rollupDelta) error {
 	var plain [][]any
@@ -544,17 +545,66 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 				schemaVersion(e.SchemaVersion), schemaErrors(e.SchemaErrors)})
 		}
 	}
-	if len(plain) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-			[]string{"id", "workspace_id", "contact_id", "name", "properties", "external_id", "goal_type",
-				"goal_value", "occurred_at", "received_at", "emit_depth", "schema_version", "schema_errors"},
-			pgx.CopyFromRows(plain))
+	switch {
+	case len(plain) >= copyFromRows:
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, insertColumns, pgx.CopyFromRows(plain))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
+		}
+	case len(plain) > 0:
+		if err := insertPlain(ctx, tx, plain); err != nil {
+			return err
 		}
 	}
 	if len(byExt) > 0 {
 		return s.upsertEvents(ctx, tx, reqs, out, byExt, now, roll)
+	}
+	return nil
+}
+
+// insertColumns are the columns insertEvents writes, in the order of its
+// rows.
+var insertColumns = []string{"id", "workspace_id", "contact_id", "name", "properties", "external_id", "goal_type",
+	"goal_value", "occurred_at", "received_at", "emit_depth", "schema_version", "schema_errors"}
+
+// copyFromRows is the fewest events insertEvents writes with COPY: COPY
+// waits for the server's CopyInResponse before it sends the rows, a round
+// trip more than an INSERT, which only many rows repay.
+var copyFromRows = 16
+
+// insertPlain inserts insertEvents's rows (in insertColumns order, without
+// external_id) with one INSERT over arrays.
+func insertPlain(ctx context.Context, tx pgx.Tx, plain [][]any) error {
+	n := len(plain)
+	var (
+		ids, ws, contacts = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		names, props      = make([]string, n), make([]string, n)
+		goalTypes         = make([]*string, n)
+		goalValues        = make([]any, n)
+		occurred          = make([]time.Time, n)
+		depths            = make([]int16, n)
+		versions          = make([]*int32, n)
+		violations        = make([]*string, n)
+	)
+	for i, r := range plain {
+		ids[i], ws[i], contacts[i] = r[0].(uuid.UUID), r[1].(uuid.UUID), r[2].(uuid.UUID)
+		names[i], props[i] = r[3].(string), string(r[4].(json.RawMessage))
+		goalTypes[i], goalValues[i], occurred[i] = r[6].(*string), r[7], r[8].(time.Time)
+		depths[i], versions[i] = r[10].(int16), r[11].(*int32)
+		if v, ok := r[12].(string); ok {
+			violations[i] = &v
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO events (id, workspace_id, contact_id, name, properties, goal_type, goal_value,
+			occurred_at, received_at, emit_depth, schema_version, schema_errors)
+		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.goal_type, u.goal_value, u.occurred, $9, u.depth,
+		       u.version, u.violations::jsonb
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::numeric[],
+		            $8::timestamptz[], $10::smallint[], $11::int[], $12::text[])
+		     AS u(id, ws, contact, name, props, goal_type, goal_value, occurred, depth, version, violations)`,
+		ids, ws, contacts, names, props, goalTypes, goalValues, occurred, plain[0][9], depths, versions, violations)
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
 	}
 	return nil
 }

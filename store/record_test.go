@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -58,4 +60,48 @@ func TestRecordCreatesContactsAndCountsUsage(t *testing.T) {
 	u, err := s.GetUsage(ctx, ws.ID)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, u.Tracked)
+}
+
+// TestFewAndManyEventsAreStoredAlike records events without external_id in
+// requests of 3 (one INSERT) and of 20 (COPY): every column reads back the
+// same either way.
+func TestFewAndManyEventsAreStoredAlike(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t, store.Config{})
+	ws, _ := storetest.Workspace(t, s, store.PlanEnterprise)
+	at := time.Date(2026, 11, 3, 10, 0, 0, 123456000, time.UTC)
+	violations := []store.SchemaViolation{{Pointer: "/properties/n", Keyword: "type", Detail: "want integer"}}
+	for _, n := range []int{3, 20} {
+		events := make([]store.EventInput, n)
+		for i := range events {
+			events[i] = store.EventInput{Email: fmt.Sprintf("few-many-%d@example.com", n), CreateIfMissing: true,
+				Name: "order.paid", Properties: json.RawMessage(`{"n": "` + strconv.Itoa(i) + `"}`), OccurredAt: at,
+				GoalType: "purchase", GoalValue: "12.50", EmitDepth: 2, SchemaVersion: 3, SchemaErrors: violations}
+			if i%2 == 1 {
+				events[i].GoalType, events[i].GoalValue, events[i].SchemaVersion, events[i].SchemaErrors = "", "", 0, nil
+			}
+		}
+		out, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: events}})
+		require.NoError(t, err)
+		for i, r := range out[0].Results {
+			require.NoError(t, r.Err)
+			e, err := s.GetEvent(ctx, ws.ID, r.EventID)
+			require.NoError(t, err)
+			require.Equal(t, "order.paid", e.Name)
+			require.JSONEq(t, `{"n": "`+strconv.Itoa(i)+`"}`, string(e.Properties))
+			require.True(t, at.Equal(e.OccurredAt), "%d events: occurred_at", n)
+			if i%2 == 1 {
+				require.Nil(t, e.GoalType)
+				require.Nil(t, e.GoalValue)
+				require.Nil(t, e.SchemaVersion)
+				require.Empty(t, e.SchemaErrors)
+				continue
+			}
+			require.Equal(t, "purchase", *e.GoalType)
+			require.Equal(t, 12.5, *e.GoalValue)
+			require.Equal(t, 3, *e.SchemaVersion)
+			require.Equal(t, violations, e.SchemaErrors)
+		}
+	}
 }
