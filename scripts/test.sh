@@ -93,6 +93,21 @@ run_fuzz() {
 		[[ -n "$name" ]] || continue
 		n=$((n + 1))
 		sb_log "fuzz $name in $dir for $fuzztime"
+		local corpus="$dir/testdata/fuzz/$name" before after
+		before="$(ls "$corpus" 2>/dev/null || true)"
+		if go test -run='^$' -fuzz="^$name\$" -fuzztime="$fuzztime" "$dir"; then
+			continue
+		fi
+		after="$(ls "$corpus" 2>/dev/null || true)"
+		if [[ "$before" != "$after" ]]; then
+			sb_log "fuzz $name found a failing input: $corpus"
+			return 1
+		fi
+		# Go's fuzzing coordinator can fail with "context deadline
+		# exceeded" at the end of -fuzztime when a loaded machine keeps a
+		# worker from stopping in time; it writes no failing input then.
+		# Such a run gets one more try; a real finding writes its input.
+		sb_log "fuzz $name failed without a failing input (the coordinator's deadline race); once more"
 		go test -run='^$' -fuzz="^$name\$" -fuzztime="$fuzztime" "$dir"
 	done < <(fuzz_targets)
 	if ((n == 0)); then sb_log "no fuzz targets yet"; fi
