@@ -518,10 +518,11 @@ func patchContacts(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []
 // (see copyFromRows), the others with one upsert.
 func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordRequest, out []RecordOutcome, now time.Time,
 	roll *rollupDelta) error {
-	var plain [][]any
+	var plain eventRows
 	byExt := map[contactKey][]itemRef{} // email holds the external id here
 	for ri, r := range reqs {
-		for ii, e := range r.Events {
+		for ii := range r.Events {
+			e := &r.Events[ii]
 			res := &out[ri].Results[ii]
 			if res.Err != nil {
 				continue
@@ -535,25 +536,25 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 				byExt[k] = append(byExt[k], itemRef{ri, ii})
 				continue
 			}
-			goal, err := goalValue(e.GoalValue)
-			if err != nil {
+			if _, err := goalValue(e.GoalValue); err != nil {
 				return err
 			}
 			roll.add(r.WorkspaceID, e.Name, e.OccurredAt, nullString(e.GoalValue))
-			plain = append(plain, []any{res.EventID, r.WorkspaceID, res.ContactID, e.Name, e.Properties,
-				nil, nullString(e.GoalType), goal, e.OccurredAt, now, int16(e.EmitDepth),
-				schemaVersion(e.SchemaVersion), schemaErrors(e.SchemaErrors)})
+			plain.add(res.EventID, r.WorkspaceID, res.ContactID, e, e, "")
 		}
 	}
-	switch {
-	case len(plain) >= copyFromRows:
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, insertColumns, pgx.CopyFromRows(plain))
+	switch n := len(plain.ids); {
+	case n >= copyFromRows:
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
+			[]string{"id", "workspace_id", "contact_id", "name", "properties", "goal_type", "goal_value",
+				"occurred_at", "received_at", "emit_depth", "schema_version", "schema_errors"},
+			pgx.CopyFromSlice(n, func(i int) ([]any, error) { return plain.copyRow(i, now) }))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
-	case len(plain) > 0:
-		if err := insertPlain(ctx, tx, plain); err != nil {
-			return err
+	case n > 0:
+		if _, err := tx.Exec(ctx, insertEventRows, plain.args(now)...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
 		}
 	}
 	if len(byExt) > 0 {
@@ -562,52 +563,78 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 	return nil
 }
 
-// insertColumns are the columns insertEvents writes, in the order of its
-// rows.
-var insertColumns = []string{"id", "workspace_id", "contact_id", "name", "properties", "external_id", "goal_type",
-	"goal_value", "occurred_at", "received_at", "emit_depth", "schema_version", "schema_errors"}
-
 // copyFromRows is the fewest events insertEvents writes with COPY: COPY
 // waits for the server's CopyInResponse before it sends the rows, a round
 // trip more than an INSERT, which only many rows repay.
 var copyFromRows = 16
 
-// insertPlain inserts insertEvents's rows (in insertColumns order, without
-// external_id) with one INSERT over arrays.
-func insertPlain(ctx context.Context, tx pgx.Tx, plain [][]any) error {
-	n := len(plain)
-	var (
-		ids, ws, contacts = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
-		names, props      = make([]string, n), make([]string, n)
-		goalTypes         = make([]*string, n)
-		goalValues        = make([]any, n)
-		occurred          = make([]time.Time, n)
-		depths            = make([]int16, n)
-		versions          = make([]*int32, n)
-		violations        = make([]*string, n)
-	)
-	for i, r := range plain {
-		ids[i], ws[i], contacts[i] = r[0].(uuid.UUID), r[1].(uuid.UUID), r[2].(uuid.UUID)
-		names[i], props[i] = r[3].(string), string(r[4].(json.RawMessage))
-		goalTypes[i], goalValues[i], occurred[i] = r[6].(*string), r[7], r[8].(time.Time)
-		depths[i], versions[i] = r[10].(int16), r[11].(*int32)
-		if v, ok := r[12].(string); ok {
-			violations[i] = &v
+// eventRows are events to write, one array per column, as insertEventRows
+// unnests them.
+type eventRows struct {
+	ids, ws, contacts     []uuid.UUID
+	names, exts           []string
+	props                 []json.RawMessage
+	goalTypes, goalValues []*string
+	occurred              []time.Time
+	depths                []int16
+	versions              []*int32
+	violations            []*string
+}
+
+// add appends an event with its id, workspace and contact: the name and
+// emit depth of first, the content (properties, goal, time, schema check)
+// of latest, and ext as its external_id ("" for none).
+func (r *eventRows) add(id, ws, contact uuid.UUID, first, latest *EventInput, ext string) {
+	r.ids, r.ws, r.contacts = append(r.ids, id), append(r.ws, ws), append(r.contacts, contact)
+	r.names, r.exts, r.props = append(r.names, first.Name), append(r.exts, ext), append(r.props, latest.Properties)
+	r.goalTypes = append(r.goalTypes, nullString(latest.GoalType))
+	r.goalValues = append(r.goalValues, nullString(latest.GoalValue))
+	r.occurred = append(r.occurred, latest.OccurredAt)
+	r.depths = append(r.depths, int16(first.EmitDepth))
+	r.versions = append(r.versions, schemaVersion(latest.SchemaVersion))
+	var violations *string
+	if v, ok := schemaErrors(latest.SchemaErrors).(string); ok {
+		violations = &v
+	}
+	r.violations = append(r.violations, violations)
+}
+
+// args are insertEventRows's arguments, the events received at now.
+func (r *eventRows) args(now time.Time) []any {
+	props := make([]string, len(r.props))
+	for i, p := range r.props {
+		props[i] = string(p)
+	}
+	return []any{r.ids, r.ws, r.contacts, r.names, props, r.exts, r.goalTypes, r.goalValues, r.occurred, now,
+		r.depths, r.versions, r.violations}
+}
+
+// copyRow is event i as a row of insertEvents's COPY.
+func (r *eventRows) copyRow(i int, now time.Time) ([]any, error) {
+	var goal any
+	if v := r.goalValues[i]; v != nil {
+		var err error
+		if goal, err = goalValue(*v); err != nil {
+			return nil, err
 		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO events (id, workspace_id, contact_id, name, properties, goal_type, goal_value,
-			occurred_at, received_at, emit_depth, schema_version, schema_errors)
-		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.goal_type, u.goal_value, u.occurred, $9, u.depth,
-		       u.version, u.violations::jsonb
-		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::numeric[],
-		            $8::timestamptz[], $10::smallint[], $11::int[], $12::text[])
-		     AS u(id, ws, contact, name, props, goal_type, goal_value, occurred, depth, version, violations)`,
-		ids, ws, contacts, names, props, goalTypes, goalValues, occurred, plain[0][9], depths, versions, violations)
-	if err != nil {
-		return fmt.Errorf("insert events: %w", err)
+	var violations any
+	if v := r.violations[i]; v != nil {
+		violations = *v
 	}
-	return nil
+	return []any{r.ids[i], r.ws[i], r.contacts[i], r.names[i], r.props[i], r.goalTypes[i], goal,
+		r.occurred[i], now, r.depths[i], r.versions[i], violations}, nil
 }
+
+// insertEventRows inserts eventRows (see args); an empty external_id is
+// none.
+const insertEventRows = `INSERT INTO events (id, workspace_id, contact_id, name, properties, external_id,
+		goal_type, goal_value, occurred_at, received_at, emit_depth, schema_version, schema_errors)
+	SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, nullif(u.ext, ''), u.goal_type, u.goal_value::numeric,
+	       u.occurred, $10, u.depth, u.version, u.violations::jsonb
+	FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+	            $9::timestamptz[], $11::smallint[], $12::int[], $13::text[])
+	     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred, depth, version, violations)`
 
 // upsertEvents records events that carry an external_id. Items that repeat
 // one external_id within the group collapse to one row first (Postgres
@@ -618,22 +645,14 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 	byExt map[contactKey][]itemRef, now time.Time, roll *rollupDelta) error {
 	keys := sortedKeys(byExt)
 	n := len(keys)
-	var (
-		ids, ws, contacts     = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
-		names, props, exts    = make([]string, n), make([]string, n), make([]string, n)
-		goalTypes, goalValues = make([]*string, n), make([]*string, n)
-		occurred              = make([]time.Time, n)
-		depths                = make([]int16, n)
-		versions              = make([]*int32, n)
-		violations            = make([]*string, n)
-	)
-	for i, k := range keys {
+	var rows eventRows
+	for _, k := range keys {
 		refs := byExt[k]
-		first := reqs[refs[0].req].Events[refs[0].item]
+		first := &reqs[refs[0].req].Events[refs[0].item]
 		firstContact := out[refs[0].req].Results[refs[0].item].ContactID
 		latest := first
 		for _, ref := range refs[1:] {
-			e := reqs[ref.req].Events[ref.item]
+			e := &reqs[ref.req].Events[ref.item]
 			if e.Name != first.Name || out[ref.req].Results[ref.item].ContactID != firstContact {
 				// Another event under the same key: a conflict, settled below.
 				continue
@@ -643,33 +662,18 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 			}
 		}
 		first0 := out[refs[0].req].Results[refs[0].item]
-		ids[i], ws[i], contacts[i] = first0.EventID, k.ws, first0.ContactID
-		names[i], props[i], exts[i] = first.Name, string(latest.Properties), k.email
-		goalTypes[i], goalValues[i] = nullString(latest.GoalType), nullString(latest.GoalValue)
-		occurred[i] = latest.OccurredAt
-		depths[i] = int16(first.EmitDepth)
-		versions[i] = schemaVersion(latest.SchemaVersion)
-		if v, ok := schemaErrors(latest.SchemaErrors).(string); ok {
-			violations[i] = &v
-		}
+		rows.add(first0.EventID, k.ws, first0.ContactID, first, latest, k.email)
 	}
 	// A repeat updates the stored event only when it is newer; xmax = 0 tells
 	// a fresh insert from an update.
-	rows, err := tx.Query(ctx, `INSERT INTO events (id, workspace_id, contact_id, name, properties, external_id,
-			goal_type, goal_value, occurred_at, received_at, emit_depth, schema_version, schema_errors)
-		SELECT u.id, u.ws, u.contact, u.name, u.props::jsonb, u.ext, u.goal_type, u.goal_value::numeric, u.occurred, $10, u.depth,
-		       u.version, u.violations::jsonb
-		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-		            $9::timestamptz[], $11::smallint[], $12::int[], $13::text[])
-		     AS u(id, ws, contact, name, props, ext, goal_type, goal_value, occurred, depth, version, violations)
+	returned, err := tx.Query(ctx, insertEventRows+`
 		ON CONFLICT (workspace_id, external_id) WHERE external_id IS NOT NULL DO UPDATE SET
 			properties = excluded.properties, goal_type = excluded.goal_type,
 			goal_value = excluded.goal_value, occurred_at = excluded.occurred_at,
 			schema_version = excluded.schema_version, schema_errors = excluded.schema_errors
 		WHERE events.occurred_at < excluded.occurred_at
 		  AND events.contact_id = excluded.contact_id AND events.name = excluded.name
-		RETURNING workspace_id, external_id, id, xmax = 0, contact_id, name`,
-		ids, ws, contacts, names, props, exts, goalTypes, goalValues, occurred, now, depths, versions, violations)
+		RETURNING workspace_id, external_id, id, xmax = 0, contact_id, name`, rows.args(now)...)
 	if err != nil {
 		return fmt.Errorf("upsert events: %w", err)
 	}
@@ -688,11 +692,11 @@ func (s *Store) upsertEvents(ctx context.Context, tx pgx.Tx, reqs []*RecordReque
 	for i, k := range keys {
 		index[k] = i
 	}
-	if _, err := pgx.ForEachRow(rows, []any{&k.ws, &k.email, &v.id, &v.inserted, &v.contact, &v.name}, func() error {
+	if _, err := pgx.ForEachRow(returned, []any{&k.ws, &k.email, &v.id, &v.inserted, &v.contact, &v.name}, func() error {
 		got[k] = v
 		if i := index[k]; v.inserted {
 			// Updates of stored events reach the rollups by trigger.
-			roll.add(k.ws, names[i], occurred[i], goalValues[i])
+			roll.add(k.ws, rows.names[i], rows.occurred[i], rows.goalValues[i])
 		}
 		return nil
 	}); err != nil {
