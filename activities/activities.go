@@ -331,6 +331,11 @@ func (b Booking) BookedOutcome() *Booked { return b.Booked }
 
 func (b *Booking) setBooked(x *Booked) { b.Booked = x }
 
+// step is b for the store.
+func (b *Bookkeeping) step() store.StepBook {
+	return store.StepBook{EnrollmentID: b.EnrollmentID, Seq: b.Seq, StepID: b.StepID, Type: b.Type, Finish: b.Finish}
+}
+
 // book does an action's bookkeeping, if asked; result is the action's
 // result, which the step's line shows. A failure is logged and left to the
 // workflow: the action is done, and must not run again for its
@@ -343,24 +348,15 @@ func (a *Activities) book(ctx context.Context, b *Bookkeeping, result any) *Book
 	if err != nil {
 		return nil
 	}
-	line := store.StepRecord{Seq: b.Seq, StepID: b.StepID, Type: b.Type, Outcome: "done", Detail: detail}
-	if !b.Finish {
-		err = a.Store.RecordStep(ctx, b.EnrollmentID, line)
-		if err == nil {
-			return &Booked{}
+	status, err := a.Store.BookStep(ctx, b.step(), detail)
+	if err != nil {
+		if a.Log != nil {
+			a.Log.WarnContext(ctx, "step bookkeeping failed in the action's activity; the workflow does it",
+				"enrollment_id", b.EnrollmentID.String(), "step_id", b.StepID, "error", err.Error())
 		}
-	} else {
-		status, ferr := a.Store.RecordStepAndFinish(ctx, b.EnrollmentID, line)
-		if ferr == nil {
-			return &Booked{Status: status}
-		}
-		err = ferr
+		return nil
 	}
-	if a.Log != nil {
-		a.Log.WarnContext(ctx, "step bookkeeping failed in the action's activity; the workflow does it",
-			"enrollment_id", b.EnrollmentID.String(), "step_id", b.StepID, "error", err.Error())
-	}
-	return nil
+	return &Booked{Status: status}
 }
 
 // thenBook runs an action, then its bookkeeping if asked and not already

@@ -86,8 +86,9 @@ func (a *Activities) updateContact(ctx context.Context, in UpdateContactInput) (
 	var res UpdateContactResult
 	// The bookkeeping goes into the statement that applies the patch.
 	var book *store.StepBook
-	if b := in.Book; b != nil {
-		book = &store.StepBook{EnrollmentID: b.EnrollmentID, Seq: b.Seq, Type: b.Type, Finish: b.Finish}
+	if in.Book != nil {
+		b := in.Book.step()
+		book = &b
 	}
 	eff, err := a.Store.UpdateContactOnce(ctx, ws, contactID, in.Scope.WorkflowID, in.StepID, book,
 		func(c store.Contact) (store.ContactPatch, json.RawMessage, error) {

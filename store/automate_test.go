@@ -864,27 +864,27 @@ func TestPurgeEndedAndDecisions(t *testing.T) {
 	require.Zero(t, f.record(ev("old@example.com", "signed.up"))[0].Triggered)
 }
 
-// TestRecordStepAndFinish writes an enrollment's last line and ends it in
+// TestBookStepFinishes writes an enrollment's last line and ends it in
 // one statement, as an action's activity does for the last step: the exit
 // still wins over completion, a repeat keeps the first line and outcome,
 // and an enrollment gone with its contact answers completed.
-func TestRecordStepAndFinish(t *testing.T) {
+func TestBookStepFinishes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f, exited, done := exitedAndWaiting(t)
 	list := []store.Enrollment{exited, done}
 
-	line := store.StepRecord{Seq: 1, StepID: "tag", Type: "update_contact", Outcome: "done",
-		Detail: json.RawMessage(`{"properties":{"stage":"x"}}`)}
-	status, err := f.s.RecordStepAndFinish(ctx, exited.ID, line)
+	book := func(id uuid.UUID) store.StepBook {
+		return store.StepBook{EnrollmentID: id, Seq: 1, StepID: "tag", Type: "update_contact", Finish: true}
+	}
+	detail := json.RawMessage(`{"properties":{"stage":"x"}}`)
+	status, err := f.s.BookStep(ctx, book(exited.ID), detail)
 	require.NoError(t, err)
 	require.Equal(t, store.EnrollmentExited, status, "the exit event recorded first wins")
-	status, err = f.s.RecordStepAndFinish(ctx, done.ID, line)
+	status, err = f.s.BookStep(ctx, book(done.ID), detail)
 	require.NoError(t, err)
 	require.Equal(t, store.EnrollmentCompleted, status)
-	again := line
-	again.Detail = json.RawMessage(`{"properties":{"stage":"y"}}`)
-	status, err = f.s.RecordStepAndFinish(ctx, done.ID, again)
+	status, err = f.s.BookStep(ctx, book(done.ID), json.RawMessage(`{"properties":{"stage":"y"}}`))
 	require.NoError(t, err)
 	require.Equal(t, store.EnrollmentCompleted, status)
 
@@ -909,7 +909,7 @@ func TestRecordStepAndFinish(t *testing.T) {
 	}
 	_, err = f.s.DeleteContact(ctx, f.ws.ID, gone.ContactID)
 	require.NoError(t, err)
-	status, err = f.s.RecordStepAndFinish(ctx, gone.ID, line)
+	status, err = f.s.BookStep(ctx, book(gone.ID), detail)
 	require.NoError(t, err)
 	require.Equal(t, store.EnrollmentCompleted, status)
 }

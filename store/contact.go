@@ -249,13 +249,14 @@ func (s *Store) DeleteContact(ctx context.Context, workspaceID, id uuid.UUID) (i
 	return ended, err
 }
 
-// StepBook is the bookkeeping a step's effect can be written with (see
-// activities.Bookkeeping): the enrollment's log line for the step, whose
-// detail is the effect's result, and, with Finish, the enrollment's end as
+// StepBook is the bookkeeping of a step an action's activity ran (see
+// activities.Bookkeeping, BookStep): the enrollment's log line for the
+// step, showing its result, and, with Finish, the enrollment's end as
 // completed.
 type StepBook struct {
 	EnrollmentID uuid.UUID
 	Seq          int
+	StepID       string
 	Type         string
 	Finish       bool
 }
@@ -279,9 +280,8 @@ type StepEffect struct {
 // derives the patch and its result from the contact as it is now (a
 // property that counts visits reads the value it increments); the patch is
 // applied and the effect recorded with the result in one statement, and
-// only if the contact is still the version compute saw. With book, that
-// statement also writes the step's log line and, with Finish, ends the
-// enrollment. A repeat changes nothing and returns the recorded result
+// only if the contact is still the version compute saw. With book (of
+// this step), that statement also does what BookStep does. A repeat changes nothing and returns the recorded result
 // with Repeat set. It returns ErrNotFound when the contact is gone, and
 // compute's error as it is.
 //

@@ -181,28 +181,31 @@ func finishCTEsFor(id, status, reason, guard string) string {
 		exits AS (DELETE FROM enrollment_exits WHERE enrollment_id = {id}{guard})`)
 }
 
-// RecordStepAndFinish writes the last line of an enrollment's log and ends
-// it as completed (or exited, when its exit event was recorded first; see
-// FinishEnrollment), in one statement: an action step's activity does this
-// for the enrollment's last step. It returns the status the enrollment
-// ended with; an enrollment that is gone with its contact has nothing to
-// record and answers completed.
-func (s *Store) RecordStepAndFinish(ctx context.Context, enrollmentID uuid.UUID, st StepRecord) (string, error) {
-	detail := st.Detail
+// BookStep writes the "done" line of a step an action's activity ran
+// (see activities.Bookkeeping), detail showing its result, and with
+// Finish ends the enrollment as completed (or exited, when its exit event
+// was recorded first; see FinishEnrollment), in one statement. It returns
+// the status the enrollment ended with ("" without Finish); an enrollment
+// gone with its contact has nothing to record and answers completed.
+func (s *Store) BookStep(ctx context.Context, b StepBook, detail json.RawMessage) (string, error) {
+	line := StepRecord{Seq: b.Seq, StepID: b.StepID, Type: b.Type, Outcome: "done", Detail: detail}
+	if !b.Finish {
+		return "", s.RecordStep(ctx, b.EnrollmentID, line)
+	}
 	if len(detail) == 0 {
 		detail = json.RawMessage(`{}`)
 	}
 	var final string
 	err := s.queryRowGeneric(ctx, []any{&final}, `WITH line AS (
 			INSERT INTO enrollment_steps (enrollment_id, seq, step_id, step_type, outcome, detail)
-			VALUES ($1, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING),
+			VALUES ($1, $4, $5, $6, 'done', $7) ON CONFLICT DO NOTHING),
 		`+finishCTEs+`
-		SELECT status FROM ended`, enrollmentID, EnrollmentCompleted, "", st.Seq, st.StepID, st.Type, st.Outcome, detail)
+		SELECT status FROM ended`, b.EnrollmentID, EnrollmentCompleted, "", b.Seq, b.StepID, b.Type, detail)
 	if isForeignKeyViolation(err) || errors.Is(err, pgx.ErrNoRows) {
 		return EnrollmentCompleted, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("record step and finish: %w", err)
+		return "", fmt.Errorf("book step: %w", err)
 	}
 	return final, nil
 }
