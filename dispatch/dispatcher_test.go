@@ -73,7 +73,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: devServer.FrontendHostPort(), Logger: quiet()})
+	return newHarnessWith(t, client.ConnectionOptions{})
+}
+
+// newHarnessWith is newHarness with the client's connection options.
+func newHarnessWith(t *testing.T, conn client.ConnectionOptions) *harness {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: devServer.FrontendHostPort(), Logger: quiet(), ConnectionOptions: conn})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	queue := "dispatch-test-" + uuid.NewString()
@@ -400,17 +406,10 @@ func TestStartIsEagerBesideAWorker(t *testing.T) {
 		}
 		return err
 	}
-	c, err := client.Dial(client.Options{HostPort: devServer.FrontendHostPort(), Logger: quiet(),
-		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}}})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	h := newHarness(t)
-	h.queue = "dispatch-eager-" + uuid.NewString()
-	w := worker.New(c, h.queue, worker.Options{})
-	w.RegisterWorkflowWithOptions(stubEnrollment, workflow.RegisterOptions{Name: workflows.EnrollmentWorkflow})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-
+	// The harness's worker runs on the harness's client, as a `signalbox
+	// worker` process's does beside its dispatcher.
+	h := newHarnessWith(t, client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(count)}})
+	c := h.client
 	d := h.dispatcher(c)
 	var ids []string
 	for range 3 {
