@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/signalbox/signalbox/conditions"
@@ -366,11 +367,46 @@ func thenBook[In any, R any, PR interface {
 	BookedOutcome() *Booked
 	setBooked(*Booked)
 }](ctx context.Context, a *Activities, in In, book *Bookkeeping, run func(context.Context, In) (R, error)) (R, error) {
+	if book != nil && retried(ctx) {
+		if res, ok := booked[R, PR](ctx, a, book); ok {
+			return res, nil
+		}
+	}
 	res, err := run(ctx, in)
 	if err == nil && PR(&res).BookedOutcome() == nil {
 		PR(&res).setBooked(a.book(ctx, book, res))
 	}
 	return res, err
+}
+
+// retried says this is an activity attempt after the first.
+func retried(ctx context.Context) bool {
+	return activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1
+}
+
+// booked returns, on an attempt after the first, the result an earlier
+// attempt booked: that attempt did the action and its bookkeeping (the
+// line, and with Finish the enrollment's end), and only its answer to
+// Temporal was lost. Running the action again would repeat it (a webhook
+// is delivered at least once) and could fail where it had succeeded, the
+// enrollment already ended as completed. When nothing was booked, or the
+// store cannot say, the action runs again.
+func booked[R any, PR interface {
+	*R
+	setBooked(*Booked)
+}](ctx context.Context, a *Activities, b *Bookkeeping) (R, bool) {
+	var res R
+	detail, status, ok, err := a.Store.BookedStep(ctx, b.step())
+	if err != nil || !ok {
+		return res, false
+	}
+	if len(detail) > 0 {
+		if err := json.Unmarshal(detail, &res); err != nil {
+			return res, false
+		}
+	}
+	PR(&res).setBooked(&Booked{Status: status})
+	return res, true
 }
 
 // SendWebhook delivers a webhook step (see sendWebhook) and does its

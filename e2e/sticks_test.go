@@ -160,6 +160,45 @@ func TestRefusedStartEndsEnrollment(t *testing.T) {
 	require.Equal(t, 1, failed)
 }
 
+// TestWebhookOnceWhenResultIsLost loses the answer of a webhook's first
+// attempt after the activity delivered it, booked the step and ended the
+// enrollment (its last step), as when the worker dies right after. The
+// receiver now refuses for good, so delivering again would fail the
+// workflow while the enrollment says completed. The retry finds the step
+// booked and answers what the first attempt did: one delivery, and
+// Temporal agrees with the database.
+func TestWebhookOnceWhenResultIsLost(t *testing.T) {
+	t.Parallel()
+	h := newHook(t)
+	var attempts atomic.Int64
+	s := newSystem(t, systemOptions{register: func(w worker.Worker, a *activities.Activities) {
+		registerExcept(w, a, "SendWebhook")
+		w.RegisterActivityWithOptions(func(ctx context.Context, in activities.WebhookInput) (activities.WebhookResult, error) {
+			res, err := a.SendWebhook(ctx, in)
+			if attempts.Add(1) == 1 {
+				h.status.Store(http.StatusGone)
+				return res, errors.New("result lost on the way back")
+			}
+			return res, err
+		}, activity.RegisterOptions{Name: "SendWebhook"})
+	}})
+	tn := s.tenant()
+	tn.automation(fmt.Sprintf(`{"name":"hook","trigger":{"event":"x"},
+		"steps":[{"id":"notify","type":"webhook","url":%q}]}`, h.url("/once")))
+	r := tn.event(map[string]any{"name": "x", "email": "a@example.com", "create_if_missing": true})
+	enr := tn.enrollments("contact_id=" + r["contact_id"].(string))[0]
+	require.Equal(t, "completed", tn.waitEnrollment(enr["id"].(string), 30*time.Second)["status"])
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, s.temporal.GetWorkflow(ctx, enr["workflow_id"].(string), "").Get(ctx, nil),
+		"the workflow completes as the enrollment did")
+	require.EqualValues(t, 2, attempts.Load())
+	require.EqualValues(t, 1, h.hits.Load(), "delivered once")
+	done := tn.call(http.StatusOK, "GET", "/v1/enrollments/"+enr["id"].(string), nil)
+	require.Equal(t, []string{"notify:done"}, outcomes(done))
+}
+
 // TestUpdateContactOnceWhenResultIsLost loses the first attempt's result of
 // an update_contact step (the activity did its work, then the worker's
 // answer never reached Temporal), so Temporal runs it again: the visit is

@@ -914,6 +914,56 @@ func TestBookStepFinishes(t *testing.T) {
 	require.Equal(t, store.EnrollmentCompleted, status)
 }
 
+// TestBookedStepReadsBack reads what BookStep wrote, as an activity's
+// retry does: nothing before it, the line's result after it, and with
+// Finish how the enrollment ended; another step's line, or a line without
+// the end a finishing step asks for, is not this step's booking.
+func TestBookedStepReadsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, exited, active := exitedAndWaiting(t)
+	book := func(id uuid.UUID, seq int, finish bool) store.StepBook {
+		return store.StepBook{EnrollmentID: id, Seq: seq, StepID: "hook", Type: "webhook", Finish: finish}
+	}
+	detail := json.RawMessage(`{"status":204,"webhook_id":"msg_1"}`)
+	for _, b := range []store.StepBook{book(active.ID, 1, false), book(active.ID, 1, true), book(exited.ID, 1, true)} {
+		_, _, ok, err := f.s.BookedStep(ctx, b)
+		require.NoError(t, err)
+		require.False(t, ok, "nothing booked yet")
+	}
+
+	// A middle step: the line alone.
+	_, err := f.s.BookStep(ctx, book(active.ID, 1, false), detail)
+	require.NoError(t, err)
+	got, status, ok, err := f.s.BookedStep(ctx, book(active.ID, 1, false))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.JSONEq(t, string(detail), string(got))
+	require.Empty(t, status)
+	_, _, ok, err = f.s.BookedStep(ctx, book(active.ID, 1, true))
+	require.NoError(t, err)
+	require.False(t, ok, "a finishing step's booking ends the enrollment too")
+	other := book(active.ID, 1, false)
+	other.StepID = "other"
+	_, _, ok, err = f.s.BookedStep(ctx, other)
+	require.NoError(t, err)
+	require.False(t, ok, "the line at that seq is another step's")
+
+	// Last steps: the line and the end.
+	for _, c := range []struct {
+		e    store.Enrollment
+		want string
+	}{{active, store.EnrollmentCompleted}, {exited, store.EnrollmentExited}} {
+		_, err := f.s.BookStep(ctx, book(c.e.ID, 2, true), detail)
+		require.NoError(t, err)
+		got, status, ok, err := f.s.BookedStep(ctx, book(c.e.ID, 2, true))
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.JSONEq(t, string(detail), string(got))
+		require.Equal(t, c.want, status)
+	}
+}
+
 // TestUpdateContactOnceBooks writes an update_contact step's log line, and
 // for a last step the enrollment's end, in the statement that applies the
 // patch; a repeat books nothing and changes nothing.

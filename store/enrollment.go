@@ -210,6 +210,34 @@ func (s *Store) BookStep(ctx context.Context, b StepBook, detail json.RawMessage
 	return final, nil
 }
 
+// BookedStep reads back the bookkeeping BookStep did for b, for an
+// activity attempt that follows one whose result Temporal never got (its
+// worker died, or it ran out of time after writing): the step's "done"
+// line, with the result it recorded, and with Finish, the status the
+// enrollment ended with. ok is false when b was not booked (its line is
+// missing, or was written by another step, or, with Finish, the
+// enrollment has not ended), so the action runs again, under its own
+// idempotency.
+func (s *Store) BookedStep(ctx context.Context, b StepBook) (detail json.RawMessage, status string, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT l.detail, e.status FROM enrollment_steps l
+		JOIN enrollments e ON e.id = l.enrollment_id
+		WHERE l.enrollment_id = $1 AND l.seq = $2 AND l.step_id = $3 AND l.outcome = 'done'`,
+		b.EnrollmentID, b.Seq, b.StepID).Scan(&detail, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", false, nil
+	}
+	if err != nil {
+		return nil, "", false, fmt.Errorf("read booked step: %w", err)
+	}
+	if !b.Finish {
+		return detail, "", true, nil
+	}
+	if status == EnrollmentActive {
+		return nil, "", false, nil
+	}
+	return detail, status, true, nil
+}
+
 // WaitOutcome is what registering or clearing a wait found.
 type WaitOutcome struct {
 	// Event resumed the wait (found by the look-back, or claimed by the
