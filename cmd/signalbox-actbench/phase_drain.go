@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,18 +18,38 @@ const (
 		"steps":[{"id":"step","type":"update_contact","properties":{"burst":"true"}}]}`
 )
 
+// slowBurstAutomation is the drain phase's automation with -action-latency:
+// one webhook step, to a receiver that takes that long to answer.
+const slowBurstAutomation = `{"name":"bench-burst","trigger":{"event":"bench.burst"},
+	"steps":[{"id":"step","type":"webhook","url":%q}]}`
+
+// slowReceiver answers every webhook with 204 after latency, as a slow
+// receiver would: each delivery holds one of its worker's activity slots
+// (WORKER_CONCURRENCY) that long.
+func slowReceiver(latency time.Duration) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(latency)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+}
+
 // drainResult is the drain phase: an ingest burst of -burst triggering
 // events from -clients clients with -workers workers running, then how fast
 // the outbox backlog it left is delivered to Temporal and the enrollments
 // run. Rates are absolute (events, intents, enrollments per second); the
 // phase is run on each server to compare them, not against a baseline.
 type drainResult struct {
-	Events       int     `json:"events"`
-	Workers      int     `json:"workers"`
-	IngestSec    float64 `json:"ingest_s"`
-	IngestRate   float64 `json:"ingest_per_s"`
-	BacklogAtEnd int64   `json:"backlog_at_burst_end"`
-	OldestAgeSec float64 `json:"oldest_age_at_burst_end_s"`
+	Events  int `json:"events"`
+	Workers int `json:"workers"`
+	// With -action-latency: how long each action took, and how many
+	// activities each worker ran at once.
+	ActionLatencyMs   float64 `json:"action_latency_ms,omitempty"`
+	WorkerConcurrency int     `json:"worker_concurrency,omitempty"`
+	IngestSec         float64 `json:"ingest_s"`
+	IngestRate        float64 `json:"ingest_per_s"`
+	BacklogAtEnd      int64   `json:"backlog_at_burst_end"`
+	OldestAgeSec      float64 `json:"oldest_age_at_burst_end_s"`
 	// DrainSec is from the burst's end until the outbox is empty;
 	// DrainRate the backlog left at the end over it.
 	DrainSec  float64 `json:"drain_s"`
@@ -51,7 +73,13 @@ func (b *bench) drainPhase(ctx context.Context, rep *report) error {
 	if err != nil {
 		return err
 	}
-	if _, err := t.automation(ctx, burstAutomation); err != nil {
+	def := burstAutomation
+	if b.o.actionLatency > 0 {
+		hook := slowReceiver(b.o.actionLatency)
+		defer hook.Close()
+		def = fmt.Sprintf(slowBurstAutomation, hook.URL)
+	}
+	if _, err := t.automation(ctx, def); err != nil {
 		return err
 	}
 	contacts, err := copyContacts(ctx, b.s.store, t.ws.ID, "burst", b.o.burst)
@@ -59,6 +87,9 @@ func (b *bench) drainPhase(ctx context.Context, rep *report) error {
 		return err
 	}
 	res := &drainResult{Events: b.o.burst, Workers: b.o.workers}
+	if b.o.actionLatency > 0 {
+		res.ActionLatencyMs, res.WorkerConcurrency = float64(b.o.actionLatency.Milliseconds()), b.s.cfg.WorkerConcurrency
+	}
 	err = b.withWorker(enrollmentWorker, func() error {
 		b.logf("drain: %d triggering events from %d clients, %d workers", b.o.burst, b.o.clients, b.o.workers)
 		start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -112,6 +113,9 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 	if err != nil {
 		return s, err
 	}
+	if o.workerConcurrency > 0 {
+		s.cfg.WorkerConcurrency = o.workerConcurrency
+	}
 	if o.temporalAddress == "" {
 		if err := s.startDevServer(ctx, getenv, devAddr); err != nil {
 			return s, err
@@ -156,8 +160,14 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 	}()
 	s.onClose(func() { cancel(); wg.Wait() })
 
+	// The drain phase's slow actions are webhooks to a receiver of this
+	// process.
+	hooks := activities.WebhookConfig{}
+	if o.actionLatency > 0 {
+		hooks.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	}
 	s.acts = &activities.Activities{Store: s.store, Recorder: s.rec, Env: s.env, Log: s.log,
-		HTTP: activities.NewWebhookClient(activities.WebhookConfig{})}
+		HTTP: activities.NewWebhookClient(hooks)}
 
 	srv := api.New(api.Config{Store: s.store, Recorder: s.rec, Logger: s.log, AuthCacheTTL: s.cfg.AuthCacheTTL,
 		Conditions: s.env, Triggers: s.matcher})

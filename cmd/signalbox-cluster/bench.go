@@ -47,6 +47,8 @@ type benchRun struct {
 	server  string
 	workers int
 	phase   string
+	// actions says what the scale bench's enrollments did.
+	actions string
 	fig     benchFigures
 }
 

@@ -347,7 +347,7 @@ func (e *env) chart(ctx context.Context) error {
 			if err := e.checkChart(ctx, name, tz, first.Buckets); err != nil {
 				return err
 			}
-			var api, base []time.Duration
+			var api, direct, base, full []time.Duration
 			for i := range e.o.rounds {
 				// A new event today makes the current bucket stale, as on a
 				// live dashboard.
@@ -358,14 +358,31 @@ func (e *env) chart(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
+				loc, err := time.LoadLocation(tz)
+				if err != nil {
+					return err
+				}
+				d, err := timed(func() error {
+					_, err := e.st.EventStats(ctx, e.ws.ID, store.StatsQuery{Name: name, Interval: store.IntervalDay, TZ: tz, Loc: loc, Since: since, Until: until})
+					return err
+				})
+				if err != nil {
+					return err
+				}
 				b, err := timed(func() error { return e.baselineChart(ctx, name, since, until) })
 				if err != nil {
 					return err
 				}
-				api, base = append(api, a), append(base, b)
+				f, err := timed(func() error { return e.baselineChartSameMeaning(ctx, name, tz, since, until) })
+				if err != nil {
+					return err
+				}
+				api, direct, base, full = append(api, a), append(direct, d), append(base, b), append(full, f)
 			}
-			fmt.Printf("chart %s (%d events) tz=%s, 90 days by day: API p50 %s (cold %s), baseline GROUP BY p50 %s: %.1fx faster\n",
-				name, total, tz, ms(p50(api)), ms(cold), ms(p50(base)), float64(p50(base))/float64(p50(api)))
+			fmt.Printf("chart %s (%d events) tz=%s, 90 days by day: API p50 %s (cold %s; store.EventStats alone %s); "+
+				"count(*) GROUP BY p50 %s: %.1fx faster; GROUP BY of the same meaning p50 %s: %.1fx faster\n",
+				name, total, tz, ms(p50(api)), ms(cold), ms(p50(direct)),
+				ms(p50(base)), float64(p50(base))/float64(p50(api)), ms(p50(full)), float64(p50(full))/float64(p50(api)))
 		}
 	}
 	return nil
@@ -385,6 +402,32 @@ func (e *env) baselineChart(ctx context.Context, name string, since, until time.
 	)
 	for rows.Next() {
 		if err := rows.Scan(&day, &n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// baselineChartSameMeaning computes what the chart answers from the
+// events table: per local day, the live, unexpired events, their distinct
+// contacts and goal sum.
+func (e *env) baselineChartSameMeaning(ctx context.Context, name, tz string, since, until time.Time) error {
+	rows, err := e.pool.Query(ctx, `SELECT date_trunc('day', occurred_at, $5), count(*), count(DISTINCT contact_id),
+			coalesce(sum(goal_value), 0)::float8
+		FROM events WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at < $4
+		  AND deleted_at IS NULL AND received_at > $6 GROUP BY 1`,
+		e.ws.ID, name, since, until, tz, time.Now().Add(-store.DefaultRetention))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		day         time.Time
+		n, contacts int64
+		goalSum     float64
+	)
+	for rows.Next() {
+		if err := rows.Scan(&day, &n, &contacts, &goalSum); err != nil {
 			return err
 		}
 	}
