@@ -43,13 +43,28 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 			return out, s.bucketsFromEvents(ctx, workspaceID, q.Name, edges, out, allIndexes(n))
 		}
 	}
+	// The rollup rows the terms use: for each hour (or -1, the whole day)
+	// the days from the first to the last term of it, so that a zone whose
+	// days end at 22:00 UTC in summer and 23:00 in winter reads hour 22 of
+	// summer days and hour 23 of winter days, not both of every day.
 	terms := make([][]rollupTerm, n)
-	var hods []int16
+	var (
+		hods           []int16
+		fromDay, toDay []time.Time
+	)
 	for i := range out {
 		terms[i] = rollupTerms(edges[i], edges[i+1])
 		for _, t := range terms[i] {
-			if !slices.Contains(hods, t.hod) {
-				hods = append(hods, t.hod)
+			j := slices.Index(hods, t.hod)
+			if j < 0 {
+				hods, fromDay, toDay = append(hods, t.hod), append(fromDay, t.day), append(toDay, t.day)
+				continue
+			}
+			if t.day.Before(fromDay[j]) {
+				fromDay[j] = t.day
+			}
+			if t.day.After(toDay[j]) {
+				toDay[j] = t.day
 			}
 		}
 	}
@@ -66,13 +81,14 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 	// parts also plan faster.
 	// The rollup rows come as they are, one per shard: adding the shards
 	// up here costs less than PostgreSQL's sort and group.
-	query := `SELECT 'r', hod, day, events, changes, goal_sum::float8, NULL::timestamptz
-		FROM event_rollups WHERE workspace_id = $1 AND name = $2 AND hod = ANY($3) AND day >= $4::date AND day <= $5::date
+	query := `SELECT 'r', r.hod, r.day, r.events, r.changes, r.goal_sum::float8, NULL::timestamptz
+		FROM unnest($3::smallint[], $4::date[], $5::date[]) AS k(hod, from_day, to_day)
+		JOIN event_rollups r ON r.workspace_id = $1 AND r.name = $2 AND r.hod = k.hod
+		  AND r.day >= k.from_day AND r.day <= k.to_day
 		UNION ALL
 		SELECT 'c', NULL, NULL, changes, contacts, NULL, start FROM event_contact_buckets
 		WHERE workspace_id = $1 AND name = $2 AND bucket = $6 AND tz = $7 AND start >= $8 AND start < $9`
-	args := []any{workspaceID, q.Name, hods, edges[0].UTC().Format(time.DateOnly), edges[n].UTC().Format(time.DateOnly),
-		q.Interval, q.TZ, edges[0], edges[n], s.cutoff()}
+	args := []any{workspaceID, q.Name, hods, fromDay, toDay, q.Interval, q.TZ, edges[0], edges[n], s.cutoff()}
 	// An expired event was received before the cutoff, so it happened
 	// before the cutoff plus the future an event may claim.
 	if edges[0].Before(s.cutoff().Add(maxFuture)) {
