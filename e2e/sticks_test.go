@@ -160,6 +160,27 @@ func TestRefusedStartEndsEnrollment(t *testing.T) {
 	require.Equal(t, 1, failed)
 }
 
+// loseFirstAnswer registers every activity, the one called name through
+// run so that its first attempt does its work and then reports a failure
+// (calling lost first, when set), as when the worker's answer never
+// reaches Temporal; attempts counts its attempts.
+func loseFirstAnswer[In, Out any](name string, run func(*activities.Activities, context.Context, In) (Out, error),
+	attempts *atomic.Int64, lost func()) func(worker.Worker, *activities.Activities) {
+	return func(w worker.Worker, a *activities.Activities) {
+		registerExcept(w, a, name)
+		w.RegisterActivityWithOptions(func(ctx context.Context, in In) (Out, error) {
+			res, err := run(a, ctx, in)
+			if attempts.Add(1) == 1 {
+				if lost != nil {
+					lost()
+				}
+				return res, errors.New("result lost on the way back")
+			}
+			return res, err
+		}, activity.RegisterOptions{Name: name})
+	}
+}
+
 // TestWebhookOnceWhenResultIsLost loses the answer of a webhook's first
 // attempt after the activity delivered it, booked the step and ended the
 // enrollment (its last step), as when the worker dies right after. The
@@ -171,17 +192,8 @@ func TestWebhookOnceWhenResultIsLost(t *testing.T) {
 	t.Parallel()
 	h := newHook(t)
 	var attempts atomic.Int64
-	s := newSystem(t, systemOptions{register: func(w worker.Worker, a *activities.Activities) {
-		registerExcept(w, a, "SendWebhook")
-		w.RegisterActivityWithOptions(func(ctx context.Context, in activities.WebhookInput) (activities.WebhookResult, error) {
-			res, err := a.SendWebhook(ctx, in)
-			if attempts.Add(1) == 1 {
-				h.status.Store(http.StatusGone)
-				return res, errors.New("result lost on the way back")
-			}
-			return res, err
-		}, activity.RegisterOptions{Name: "SendWebhook"})
-	}})
+	s := newSystem(t, systemOptions{register: loseFirstAnswer("SendWebhook", (*activities.Activities).SendWebhook, &attempts,
+		func() { h.status.Store(http.StatusGone) })})
 	tn := s.tenant()
 	tn.automation(fmt.Sprintf(`{"name":"hook","trigger":{"event":"x"},
 		"steps":[{"id":"notify","type":"webhook","url":%q}]}`, h.url("/once")))
@@ -206,16 +218,7 @@ func TestWebhookOnceWhenResultIsLost(t *testing.T) {
 func TestUpdateContactOnceWhenResultIsLost(t *testing.T) {
 	t.Parallel()
 	var attempts atomic.Int64
-	s := newSystem(t, systemOptions{register: func(w worker.Worker, a *activities.Activities) {
-		registerExcept(w, a, "UpdateContact")
-		w.RegisterActivityWithOptions(func(ctx context.Context, in activities.UpdateContactInput) (activities.UpdateContactResult, error) {
-			res, err := a.UpdateContact(ctx, in)
-			if attempts.Add(1) == 1 {
-				return res, errors.New("result lost on the way back")
-			}
-			return res, err
-		}, activity.RegisterOptions{Name: "UpdateContact"})
-	}})
+	s := newSystem(t, systemOptions{register: loseFirstAnswer("UpdateContact", (*activities.Activities).UpdateContact, &attempts, nil)})
 	tn := s.tenant()
 	tn.automation(`{"name":"visits","trigger":{"event":"page.viewed"},
 		"steps":[{"id":"count","type":"update_contact","properties":{"visits":"contact.properties.?visits.orValue(0.0) + 1.0"}}]}`)
