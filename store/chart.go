@@ -98,14 +98,23 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 		WHERE received_at <= $10 AND workspace_id = $1 AND name = $2 AND deleted_at IS NULL
 		  AND occurred_at >= $8 AND occurred_at < $9`
 	}
+	var split liveSplit
+	splitting := false
 	if live >= 0 {
+		split, splitting = s.splitLive(q.Interval, liveStart, liveEnd)
+	}
+	switch {
+	case splitting:
+		query += liveSplitParts
+		args = append(args, split.args()...)
+	case live >= 0:
 		query += `
 		UNION ALL
 		SELECT 'l', NULL, NULL, NULL, count(DISTINCT contact_id), NULL, NULL FROM events
 		WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $11 AND occurred_at < $12
 		  AND deleted_at IS NULL AND received_at > $10`
 		args = append(args, liveStart, liveEnd)
-	} else {
+	default:
 		query += ` AND $10::timestamptz IS NOT NULL`
 	}
 	batch, rows, err := s.queryGeneric(ctx, query, args...)
@@ -131,6 +140,7 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 			goal *float64
 		}
 		liveContacts int64
+		partial      partialEntry
 	)
 	_, err = pgx.ForEachRow(rows, []any{&kind, &hod, &day, &a, &b, &f, &at}, func() error {
 		switch kind {
@@ -153,6 +163,10 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 			expired = append(expired, x)
 		case "l":
 			liveContacts = b.Int64
+		case "p":
+			partial.found, partial.changes, partial.contacts, partial.stop = true, a.Int64, b.Int64, at.Time
+		case "q":
+			partial.changesNow = a.Int64
 		}
 		return nil
 	})
@@ -182,6 +196,16 @@ func (s *Store) EventStats(ctx context.Context, workspaceID uuid.UUID, q StatsQu
 	for i := range out {
 		out[i].GoalValueSum = roundGoal(out[i].GoalValueSum)
 		switch c, ok := cached[edges[i].UTC()]; {
+		case i == live && splitting:
+			switch {
+			case out[i].Count == 0:
+			case partial.fresh(split):
+				out[i].Contacts = partial.contacts + liveContacts
+			default:
+				if out[i].Contacts, err = s.recountLive(ctx, workspaceID, q, split); err != nil {
+					return nil, err
+				}
+			}
 		case i == live:
 			out[i].Contacts = liveContacts
 		case out[i].Count == 0:
@@ -376,15 +400,29 @@ func (s *Store) bucketsFromEvents(ctx context.Context, ws uuid.UUID, name string
 // kept again.
 const ContactBucketMaxAge = 30 * 24 * time.Hour
 
-// PurgeContactBuckets drops, at most limit at a time, the distinct-contact
-// cache entries not recomputed for ContactBucketMaxAge, and returns how
-// many it dropped; the sweeper calls it until that is less than limit.
+// LivePartialMaxAge is how long a current bucket's cached part (see
+// splitLive) is kept without being renewed: one still charted is renewed
+// every hour, so one left a day belongs to a bucket that has ended or that
+// nobody charts any more.
+const LivePartialMaxAge = 24 * time.Hour
+
+// PurgeContactBuckets drops, at most limit at a time from each table, the
+// distinct-contact cache entries not recomputed for ContactBucketMaxAge and
+// the current buckets' cached parts not renewed for LivePartialMaxAge, and
+// returns how many it dropped; the sweeper calls it until that is less
+// than limit.
 func (s *Store) PurgeContactBuckets(ctx context.Context, limit int) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM event_contact_buckets WHERE ctid = ANY(ARRAY(
-		SELECT ctid FROM event_contact_buckets WHERE computed_at < $1 LIMIT $2))`,
-		s.now().Add(-ContactBucketMaxAge), limit)
-	if err != nil {
-		return 0, fmt.Errorf("purge contact buckets: %w", err)
+	var dropped int64
+	for _, p := range []struct {
+		table string
+		age   time.Duration
+	}{{"event_contact_buckets", ContactBucketMaxAge}, {"event_contact_partials", LivePartialMaxAge}} {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM `+p.table+` WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM `+p.table+` WHERE computed_at < $1 LIMIT $2))`, s.now().Add(-p.age), limit)
+		if err != nil {
+			return 0, fmt.Errorf("purge %s: %w", p.table, err)
+		}
+		dropped += tag.RowsAffected()
 	}
-	return tag.RowsAffected(), nil
+	return dropped, nil
 }

@@ -22,7 +22,9 @@ import (
 // as when transactions commit out of order) and requires every bucket to
 // equal what the events table says: counts from the rollups, distinct
 // contacts from the cache while its change counters match, the live
-// bucket's from its events.
+// bucket's from its events (for weeks and months, split at a recent hour
+// once the bucket is older than two hours: splitLive). It charts by day,
+// week and month.
 func TestLiveBucketFollowsEveryChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -42,24 +44,27 @@ func TestLiveBucketFollowsEveryChange(t *testing.T) {
 	}
 	check := func(step int, what string) {
 		t.Helper()
-		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "seen", Interval: store.IntervalDay, TZ: "UTC",
-			Loc: time.UTC, Since: now.Add(-48 * time.Hour), Until: now.Add(time.Hour)})
-		require.NoError(t, err)
-		rows, err := s.Pool().Query(ctx, `SELECT date_trunc('day', occurred_at, 'UTC'), count(*), count(DISTINCT contact_id)
-			FROM events WHERE workspace_id = $1 AND name = 'seen' AND deleted_at IS NULL GROUP BY 1`, ws.ID)
-		require.NoError(t, err)
-		truth := map[time.Time][2]int64{}
-		var (
-			day       time.Time
-			n, people int64
-		)
-		for rows.Next() {
-			require.NoError(t, rows.Scan(&day, &n, &people))
-			truth[day.UTC()] = [2]int64{n, people}
-		}
-		require.NoError(t, rows.Err())
-		for _, b := range buckets {
-			require.Equal(t, truth[b.Start.UTC()], [2]int64{b.Count, b.Contacts}, "step %d (%s), bucket %s", step, what, b.Start)
+		for _, interval := range []string{store.IntervalDay, store.IntervalWeek, store.IntervalMonth} {
+			buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "seen", Interval: interval, TZ: "UTC",
+				Loc: time.UTC, Since: now.Add(-48 * time.Hour), Until: now.Add(time.Hour)})
+			require.NoError(t, err)
+			rows, err := s.Pool().Query(ctx, `SELECT date_trunc($2, occurred_at, 'UTC'), count(*), count(DISTINCT contact_id)
+				FROM events WHERE workspace_id = $1 AND name = 'seen' AND deleted_at IS NULL GROUP BY 1`, ws.ID, interval)
+			require.NoError(t, err)
+			truth := map[time.Time][2]int64{}
+			var (
+				start     time.Time
+				n, people int64
+			)
+			for rows.Next() {
+				require.NoError(t, rows.Scan(&start, &n, &people))
+				truth[start.UTC()] = [2]int64{n, people}
+			}
+			require.NoError(t, rows.Err())
+			for _, b := range buckets {
+				require.Equal(t, truth[b.Start.UTC()], [2]int64{b.Count, b.Contacts}, "step %d (%s), %s bucket %s",
+					step, what, interval, b.Start)
+			}
 		}
 	}
 	for step := range 250 {
@@ -88,6 +93,92 @@ func TestLiveBucketFollowsEveryChange(t *testing.T) {
 		}
 		check(step, what)
 	}
+}
+
+// TestLiveBucketSplitIsReused charts a month whose current bucket is split
+// (the store's clock in the middle of last month): the contacts before the
+// split are counted once and kept, new events after it are added without
+// recounting, an event before it makes the kept count stale and recounted,
+// and the sweeper drops a kept count left for LivePartialMaxAge.
+func TestLiveBucketSplitIsReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.New(t, store.Config{})
+	ws, _ := storetest.Workspace(t, s, store.PlanStarter)
+	month := time.Now().UTC()
+	month = time.Date(month.Year(), month.Month()-1, 1, 0, 0, 0, 0, time.UTC)
+	now := month.Add(15*24*time.Hour + 12*time.Hour + 30*time.Minute)
+	clock := now
+	store.SetNow(s, func() time.Time { return clock })
+	var ids []uuid.UUID
+	record := func(email string, at time.Time) {
+		t.Helper()
+		out, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
+			Email: email, CreateIfMissing: true, Name: "seen", Properties: json.RawMessage(`{}`), OccurredAt: at}}}})
+		require.NoError(t, err)
+		require.NoError(t, out[0].Results[0].Err)
+		ids = append(ids, out[0].Results[0].EventID)
+	}
+	contacts := func() int64 {
+		t.Helper()
+		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "seen", Interval: store.IntervalMonth, TZ: "UTC",
+			Loc: time.UTC, Since: month, Until: now})
+		require.NoError(t, err)
+		require.Len(t, buckets, 1)
+		return buckets[0].Contacts
+	}
+	type entry struct {
+		stop     time.Time
+		contacts int64
+		at       time.Time
+	}
+	kept := func() entry {
+		t.Helper()
+		var e entry
+		require.NoError(t, s.Pool().QueryRow(ctx, `SELECT stop, contacts, computed_at FROM event_contact_partials
+			WHERE workspace_id = $1 AND name = 'seen' AND bucket = 'month' AND tz = 'UTC' AND start = $2`, ws.ID, month).
+			Scan(&e.stop, &e.contacts, &e.at))
+		return e
+	}
+	before, after := now.Add(-3*time.Hour), now.Add(-time.Minute)
+	stop := now.Truncate(time.Hour).Add(-time.Hour)
+
+	record("ada@example.com", before)
+	record("bob@example.com", before)
+	record("ada@example.com", after)
+	require.EqualValues(t, 2, contacts())
+	first := kept()
+	require.True(t, first.stop.Equal(stop), "split at %s, want %s", first.stop, stop)
+	require.EqualValues(t, 2, first.contacts)
+
+	// After the split: added to the kept count, which stays.
+	record("cy@example.com", after)
+	record("bob@example.com", after)
+	require.EqualValues(t, 3, contacts())
+	require.Equal(t, first, kept(), "nothing before the split changed, so nothing was recounted")
+
+	// Before the split: the kept count is stale, and recounted.
+	record("dan@example.com", before)
+	require.EqualValues(t, 4, contacts())
+	require.EqualValues(t, 3, kept().contacts)
+	require.NoError(t, s.DeleteEvent(ctx, ws.ID, ids[len(ids)-1]))
+	require.EqualValues(t, 3, contacts())
+	require.EqualValues(t, 2, kept().contacts)
+
+	// An hour later the split moves on.
+	clock = now.Add(time.Hour)
+	require.EqualValues(t, 3, contacts())
+	require.True(t, kept().stop.Equal(stop.Add(time.Hour)))
+
+	// Left alone, it is swept.
+	clock = now.Add(time.Hour + store.LivePartialMaxAge + time.Minute)
+	_, err := s.Pool().Exec(ctx, `UPDATE event_contact_partials SET computed_at = $2 WHERE workspace_id = $1`, ws.ID, now)
+	require.NoError(t, err)
+	_, err = s.PurgeContactBuckets(ctx, 100)
+	require.NoError(t, err)
+	var left int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM event_contact_partials WHERE workspace_id = $1`, ws.ID).Scan(&left))
+	require.Zero(t, left)
 }
 
 // TestPurgeContactBuckets charts two days, ages one day's cache entry past

@@ -24,3 +24,10 @@ func SetCopyFromRows(n int) int {
 	copyFromRows = n
 	return old
 }
+
+// SetSplitLive turns splitLive on or off and returns what it was.
+func SetSplitLive(on bool) bool {
+	old := splitLiveBuckets
+	splitLiveBuckets = on
+	return old
+}
