@@ -349,38 +349,22 @@ func (e *env) chart(ctx context.Context) error {
 			if err := e.checkChart(ctx, name, tz, first.Buckets); err != nil {
 				return err
 			}
-			var api, direct, base, full []time.Duration
-			for i := range e.o.rounds {
-				// A new event today makes the current bucket stale, as on a
-				// live dashboard.
-				if _, err := e.post(ctx, "/v1/events", map[string]any{"name": name, "email": fmt.Sprintf("c%d@bench.example", i)}, nil); err != nil {
-					return err
-				}
-				a, err := timed(func() error { return e.get(ctx, path, nil) })
-				if err != nil {
-					return err
-				}
-				loc, err := time.LoadLocation(tz)
-				if err != nil {
-					return err
-				}
-				d, err := timed(func() error {
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				return err
+			}
+			t, err := e.liveRounds(ctx, name, "c",
+				func() error { return e.get(ctx, path, nil) },
+				func() error {
 					_, err := e.st.EventStats(ctx, e.ws.ID, store.StatsQuery{Name: name, Interval: store.IntervalDay, TZ: tz, Loc: loc, Since: since, Until: until})
 					return err
-				})
-				if err != nil {
-					return err
-				}
-				b, err := timed(func() error { return e.baselineChart(ctx, name, since, until) })
-				if err != nil {
-					return err
-				}
-				f, err := timed(func() error { return e.baselineChartSameMeaning(ctx, name, tz, since, until) })
-				if err != nil {
-					return err
-				}
-				api, direct, base, full = append(api, a), append(direct, d), append(base, b), append(full, f)
+				},
+				func() error { return e.baselineChart(ctx, name, since, until) },
+				func() error { return e.baselineChartSameMeaning(ctx, name, store.IntervalDay, tz, since, until) })
+			if err != nil {
+				return err
 			}
+			api, direct, base, full := t[0], t[1], t[2], t[3]
 			fmt.Printf("chart %s (%d events) tz=%s, 90 days by day: API p50 %s (cold %s; store.EventStats alone %s); "+
 				"count(*) GROUP BY p50 %s: %.1fx faster; GROUP BY of the same meaning p50 %s: %.1fx faster\n",
 				name, total, tz, ms(p50(api)), ms(cold), ms(p50(direct)),
@@ -400,39 +384,37 @@ func (e *env) longCharts(ctx context.Context) error {
 	for _, interval := range []string{store.IntervalWeek, store.IntervalMonth} {
 		path := "/v1/event-types/" + name + "/stats?interval=" + interval + "&since=" + url.QueryEscape(since.Format(time.RFC3339)) +
 			"&until=" + url.QueryEscape(until.Format(time.RFC3339))
-		var api, full []time.Duration
-		for i := range e.o.rounds {
-			if _, err := e.post(ctx, "/v1/events", map[string]any{"name": name, "email": fmt.Sprintf("w%d@bench.example", i)}, nil); err != nil {
-				return err
-			}
-			a, err := timed(func() error { return e.get(ctx, path, nil) })
-			if err != nil {
-				return err
-			}
-			f, err := timed(func() error { return e.baselineLongChart(ctx, name, interval, since, until) })
-			if err != nil {
-				return err
-			}
-			api, full = append(api, a), append(full, f)
+		t, err := e.liveRounds(ctx, name, "w-"+interval,
+			func() error { return e.get(ctx, path, nil) },
+			func() error { return e.baselineChartSameMeaning(ctx, name, interval, "UTC", since, until) })
+		if err != nil {
+			return err
 		}
+		api, full := t[0], t[1]
 		fmt.Printf("chart %s by %s since %s: API p50 %s; GROUP BY of the same meaning p50 %s: %.1fx faster\n",
 			name, interval, since.Format(time.DateOnly), ms(p50(api)), ms(p50(full)), float64(p50(full))/float64(p50(api)))
 	}
 	return nil
 }
 
-// baselineLongChart is baselineChartSameMeaning by week or month, UTC.
-func (e *env) baselineLongChart(ctx context.Context, name, interval string, since, until time.Time) error {
-	rows, err := e.pool.Query(ctx, `SELECT date_trunc($5, occurred_at, 'UTC'), count(*), count(DISTINCT contact_id),
-			coalesce(sum(goal_value), 0)::float8
-		FROM events WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at < $4
-		  AND deleted_at IS NULL AND received_at > $6 GROUP BY 1`,
-		e.ws.ID, name, since, until, interval, time.Now().Add(-store.DefaultRetention))
-	if err != nil {
-		return err
+// liveRounds runs e.o.rounds rounds, each recording an event of name
+// first (the current bucket is then stale, as on a live dashboard) and
+// then timing each of fns in turn; it returns each fn's times.
+func (e *env) liveRounds(ctx context.Context, name, emailPrefix string, fns ...func() error) ([][]time.Duration, error) {
+	times := make([][]time.Duration, len(fns))
+	for i := range e.o.rounds {
+		if _, err := e.post(ctx, "/v1/events", map[string]any{"name": name, "email": fmt.Sprintf("%s%d@bench.example", emailPrefix, i)}, nil); err != nil {
+			return nil, err
+		}
+		for j, fn := range fns {
+			d, err := timed(fn)
+			if err != nil {
+				return nil, err
+			}
+			times[j] = append(times[j], d)
+		}
 	}
-	rows.Close()
-	return rows.Err()
+	return times, nil
 }
 
 // baselineChart is the query the chart must beat.
@@ -456,14 +438,14 @@ func (e *env) baselineChart(ctx context.Context, name string, since, until time.
 }
 
 // baselineChartSameMeaning computes what the chart answers from the
-// events table: per local day, the live, unexpired events, their distinct
-// contacts and goal sum.
-func (e *env) baselineChartSameMeaning(ctx context.Context, name, tz string, since, until time.Time) error {
-	rows, err := e.pool.Query(ctx, `SELECT date_trunc('day', occurred_at, $5), count(*), count(DISTINCT contact_id),
+// events table: per local day (week, month), the live, unexpired events,
+// their distinct contacts and goal sum.
+func (e *env) baselineChartSameMeaning(ctx context.Context, name, interval, tz string, since, until time.Time) error {
+	rows, err := e.pool.Query(ctx, `SELECT date_trunc($7, occurred_at, $5), count(*), count(DISTINCT contact_id),
 			coalesce(sum(goal_value), 0)::float8
 		FROM events WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at < $4
 		  AND deleted_at IS NULL AND received_at > $6 GROUP BY 1`,
-		e.ws.ID, name, since, until, tz, time.Now().Add(-store.DefaultRetention))
+		e.ws.ID, name, since, until, tz, time.Now().Add(-store.DefaultRetention), interval)
 	if err != nil {
 		return err
 	}
