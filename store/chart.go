@@ -270,27 +270,35 @@ func bucketSum(sums map[rollupKey]rollupSum, terms []rollupTerm) rollupSum {
 	return r
 }
 
-// staleBuckets computes the listed buckets from the events, and, in the
-// same statement (one snapshot), the rollups' change counters over their
-// hours, which the cache keeps beside the counts.
-func (s *Store) staleBuckets(ctx context.Context, ws uuid.UUID, name string, edges []time.Time, terms [][]rollupTerm,
-	out []Bucket, which []int) ([]struct {
-	i int
-	cacheEntry
-}, error) {
+// countedRange is a time range counted from the events, with the rollup
+// terms whose change counters are read beside it (none: not read).
+type countedRange struct {
+	start, stop time.Time
+	terms       []rollupTerm
+}
+
+// rangeCount is what countRanges found for a range.
+type rangeCount struct {
+	events, contacts, changes int64
+	goalSum                   float64
+}
+
+// countRanges counts each range's live, unexpired events, their distinct
+// contacts and goal sum from the events, and, in the same statement (one
+// snapshot), the rollups' change counters over its terms, which a cache
+// keeps beside the counts.
+func (s *Store) countRanges(ctx context.Context, ws uuid.UUID, name string, ranges []countedRange) ([]rangeCount, error) {
 	var (
-		starts, ends     []time.Time
-		ti               []int64
-		thod             []int16
-		tday             []time.Time
-		tsign            []int64
-		bucketOfPosition []int
+		starts, stops []time.Time
+		ti            []int64
+		thod          []int16
+		tday          []time.Time
+		tsign         []int64
 	)
-	for _, i := range which {
-		starts, ends = append(starts, edges[i]), append(ends, edges[i+1])
-		bucketOfPosition = append(bucketOfPosition, i)
-		for _, t := range terms[i] {
-			ti, thod, tday, tsign = append(ti, int64(len(starts))), append(thod, t.hod), append(tday, t.day), append(tsign, t.sign)
+	for i, r := range ranges {
+		starts, stops = append(starts, r.start), append(stops, r.stop)
+		for _, t := range r.terms {
+			ti, thod, tday, tsign = append(ti, int64(i+1)), append(thod, t.hod), append(tday, t.day), append(tsign, t.sign)
 		}
 	}
 	rows, err := s.pool.Query(ctx, `WITH t AS (
@@ -305,30 +313,48 @@ func (s *Store) staleBuckets(ctx context.Context, ws uuid.UUID, name string, edg
 			FROM events e WHERE e.workspace_id = $3 AND e.name = $4 AND e.occurred_at >= b.start
 			  AND e.occurred_at < b.stop AND e.deleted_at IS NULL AND e.received_at > $5) c
 		LEFT JOIN v ON v.i = b.i`,
-		starts, ends, ws, name, s.cutoff(), ti, thod, tday, tsign)
+		starts, stops, ws, name, s.cutoff(), ti, thod, tday, tsign)
 	if err != nil {
-		return nil, fmt.Errorf("count buckets: %w", err)
+		return nil, fmt.Errorf("count from events: %w", err)
 	}
-	var keep []struct {
-		i int
-		cacheEntry
-	}
+	out := make([]rangeCount, len(ranges))
 	var (
-		pos                       int64
-		events, contacts, changes int64
-		goalSum                   float64
+		pos int64
+		c   rangeCount
 	)
-	_, err = pgx.ForEachRow(rows, []any{&pos, &events, &contacts, &goalSum, &changes}, func() error {
-		i := bucketOfPosition[pos-1]
-		out[i].Count, out[i].Contacts, out[i].GoalValueSum = events, contacts, roundGoal(goalSum)
-		keep = append(keep, struct {
-			i int
-			cacheEntry
-		}{i, cacheEntry{start: edges[i], changes: changes, contacts: contacts}})
+	_, err = pgx.ForEachRow(rows, []any{&pos, &c.events, &c.contacts, &c.goalSum, &c.changes}, func() error {
+		out[pos-1] = c
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("count buckets: %w", err)
+		return nil, fmt.Errorf("count from events: %w", err)
+	}
+	return out, nil
+}
+
+// staleBuckets computes the listed buckets from the events (countRanges)
+// and returns their cache entries.
+func (s *Store) staleBuckets(ctx context.Context, ws uuid.UUID, name string, edges []time.Time, terms [][]rollupTerm,
+	out []Bucket, which []int) ([]struct {
+	i int
+	cacheEntry
+}, error) {
+	ranges := make([]countedRange, len(which))
+	for n, i := range which {
+		ranges[n] = countedRange{start: edges[i], stop: edges[i+1], terms: terms[i]}
+	}
+	counts, err := s.countRanges(ctx, ws, name, ranges)
+	if err != nil {
+		return nil, err
+	}
+	keep := make([]struct {
+		i int
+		cacheEntry
+	}, len(which))
+	for n, i := range which {
+		c := counts[n]
+		out[i].Count, out[i].Contacts, out[i].GoalValueSum = c.events, c.contacts, roundGoal(c.goalSum)
+		keep[n].i, keep[n].cacheEntry = i, cacheEntry{start: edges[i], changes: c.changes, contacts: c.contacts}
 	}
 	return keep, nil
 }

@@ -30,9 +30,7 @@ var splitLiveBuckets = true
 // rollup terms of [start, stop).
 type liveSplit struct {
 	start, stop, end time.Time
-	hods             []int16
-	days             []time.Time
-	signs            []int64
+	terms            []rollupTerm
 }
 
 // splitLive says whether the current bucket [start, end) of a chart by
@@ -52,11 +50,7 @@ func (s *Store) splitLive(interval string, start, end time.Time) (liveSplit, boo
 	if !stop.After(start) || !stop.Before(end) || start.Before(s.cutoff().Add(maxFuture)) {
 		return liveSplit{}, false
 	}
-	sp := liveSplit{start: start, stop: stop, end: end}
-	for _, t := range rollupTerms(start, stop) {
-		sp.hods, sp.days, sp.signs = append(sp.hods, t.hod), append(sp.days, t.day), append(sp.signs, t.sign)
-	}
-	return sp, true
+	return liveSplit{start: start, stop: stop, end: end, terms: rollupTerms(start, stop)}, true
 }
 
 // liveSplitParts are the chart statement's parts for a split current
@@ -83,7 +77,11 @@ const liveSplitParts = `
 
 // args are the parts' arguments, $11 to $16.
 func (sp liveSplit) args() []any {
-	return []any{sp.start, sp.end, sp.stop, sp.hods, sp.days, sp.signs}
+	hods, days, signs := make([]int16, len(sp.terms)), make([]time.Time, len(sp.terms)), make([]int64, len(sp.terms))
+	for i, t := range sp.terms {
+		hods[i], days[i], signs[i] = t.hod, t.day, t.sign
+	}
+	return []any{sp.start, sp.end, sp.stop, hods, days, signs}
 }
 
 // partialEntry is a cached event_contact_partials row, with the change
@@ -101,30 +99,27 @@ func (p partialEntry) fresh(sp liveSplit) bool {
 }
 
 // recountLive counts the current bucket's distinct contacts from all its
-// events, and in the same statement (one snapshot) those before the split
-// and the change counters before it, which it keeps for the next requests.
+// events, and in the same statement (one snapshot: countRanges) those
+// before the split and the change counters before it, which it keeps for
+// the next requests. It reads the part before the split twice, once an hour
+// or after a change before the split, rather than have a statement of its
+// own.
 func (s *Store) recountLive(ctx context.Context, ws uuid.UUID, q StatsQuery, sp liveSplit) (int64, error) {
-	var before, all, changes int64
-	err := s.queryRowGeneric(ctx, []any{&before, &all, &changes}, `SELECT
-			count(DISTINCT contact_id) FILTER (WHERE occurred_at < $4), count(DISTINCT contact_id),
-			(SELECT coalesce(sum(t.sign * r.changes), 0)::bigint
-			 FROM unnest($6::smallint[], $7::date[], $8::bigint[]) AS t(hod, day, sign)
-			 JOIN event_rollups r ON r.workspace_id = $1 AND r.name = $2 AND r.hod = t.hod AND r.day = t.day)
-		FROM events WHERE workspace_id = $1 AND name = $2 AND occurred_at >= $3 AND occurred_at < $5
-		  AND deleted_at IS NULL AND received_at > $9`,
-		ws, q.Name, sp.start, sp.stop, sp.end, sp.hods, sp.days, sp.signs, s.cutoff())
+	counts, err := s.countRanges(ctx, ws, q.Name, []countedRange{
+		{start: sp.start, stop: sp.stop, terms: sp.terms}, {start: sp.start, stop: sp.end}})
 	if err != nil {
-		return 0, fmt.Errorf("count the current bucket: %w", err)
+		return 0, err
 	}
+	before := counts[0]
 	_, err = s.pool.Exec(ctx, `INSERT INTO event_contact_partials AS p
 			(workspace_id, name, bucket, tz, start, stop, changes, contacts)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (workspace_id, name, bucket, tz, start) DO UPDATE SET
 			stop = excluded.stop, changes = excluded.changes, contacts = excluded.contacts, computed_at = now()
 		WHERE (p.stop, p.changes) < (excluded.stop, excluded.changes)`,
-		ws, q.Name, q.Interval, q.TZ, sp.start, sp.stop, changes, before)
+		ws, q.Name, q.Interval, q.TZ, sp.start, sp.stop, before.changes, before.contacts)
 	if err != nil {
 		return 0, fmt.Errorf("keep the current bucket's count: %w", err)
 	}
-	return all, nil
+	return counts[1].contacts, nil
 }
