@@ -15,6 +15,18 @@ import (
 	"github.com/signalbox/signalbox/store/storetest"
 )
 
+// recordSeen records a "seen" event (a purchase of 2) of the contact with
+// email, created if missing, and returns its id.
+func recordSeen(t *testing.T, s *store.Store, ws store.Workspace, email, externalID string, at time.Time) uuid.UUID {
+	t.Helper()
+	out, err := s.Record(context.Background(), []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
+		Email: email, CreateIfMissing: true, Name: "seen", ExternalID: externalID, GoalType: "purchase", GoalValue: "2",
+		Properties: json.RawMessage(`{}`), OccurredAt: at}}}})
+	require.NoError(t, err)
+	require.NoError(t, out[0].Results[0].Err)
+	return out[0].Results[0].EventID
+}
+
 // TestLiveBucketFollowsEveryChange draws a chart after each of a few
 // hundred random changes to the current day's events (new events of new
 // and returning contacts, upserts that move an event across days,
@@ -33,15 +45,7 @@ func TestLiveBucketFollowsEveryChange(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	now := time.Now().UTC()
 	var ids []uuid.UUID
-	record := func(email, ext string, at time.Time) {
-		t.Helper()
-		out, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
-			Email: email, CreateIfMissing: true, Name: "seen", ExternalID: ext, GoalType: "purchase", GoalValue: "2",
-			Properties: json.RawMessage(`{}`), OccurredAt: at}}}})
-		require.NoError(t, err)
-		require.NoError(t, out[0].Results[0].Err)
-		ids = append(ids, out[0].Results[0].EventID)
-	}
+	record := func(email, ext string, at time.Time) { ids = append(ids, recordSeen(t, s, ws, email, ext, at)) }
 	check := func(step int, what string) {
 		t.Helper()
 		for _, interval := range []string{store.IntervalDay, store.IntervalWeek, store.IntervalMonth} {
@@ -111,14 +115,7 @@ func TestLiveBucketSplitIsReused(t *testing.T) {
 	clock := now
 	store.SetNow(s, func() time.Time { return clock })
 	var ids []uuid.UUID
-	record := func(email string, at time.Time) {
-		t.Helper()
-		out, err := s.Record(ctx, []*store.RecordRequest{{WorkspaceID: ws.ID, Plan: ws.Plan, Events: []store.EventInput{{
-			Email: email, CreateIfMissing: true, Name: "seen", Properties: json.RawMessage(`{}`), OccurredAt: at}}}})
-		require.NoError(t, err)
-		require.NoError(t, out[0].Results[0].Err)
-		ids = append(ids, out[0].Results[0].EventID)
-	}
+	record := func(email string, at time.Time) { ids = append(ids, recordSeen(t, s, ws, email, "", at)) }
 	contacts := func() int64 {
 		t.Helper()
 		buckets, err := s.EventStats(ctx, ws.ID, store.StatsQuery{Name: "seen", Interval: store.IntervalMonth, TZ: "UTC",
