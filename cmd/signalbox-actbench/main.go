@@ -93,8 +93,6 @@ type options struct {
 	// actionLatency, when set, makes the drain phase's step a webhook to a
 	// receiver of this process that answers after it (a slow action).
 	actionLatency time.Duration
-	// workerConcurrency, when set, replaces WORKER_CONCURRENCY.
-	workerConcurrency int
 }
 
 // phaseNames are the phases -phases may pick, in the order they run.
@@ -133,7 +131,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		"the drain phase also waits until every enrollment of the burst has ended (the workers' drain)")
 	fs.DurationVar(&o.actionLatency, "action-latency", 0,
 		"the drain phase's step is a webhook to a receiver here that answers after this long (0: an update_contact step)")
-	fs.IntVar(&o.workerConcurrency, "worker-concurrency", 0, "activities each worker runs at once (0: WORKER_CONCURRENCY, default 100)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -179,9 +176,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	if o.temporalDB != "file" && o.temporalDB != "memory" {
 		errs = append(errs, errors.New("-temporal-db must be file or memory"))
-	}
-	if o.workerConcurrency < 0 {
-		errs = append(errs, errors.New("-worker-concurrency must not be negative"))
 	}
 	if o.actionLatency < 0 {
 		errs = append(errs, errors.New("-action-latency must not be negative"))

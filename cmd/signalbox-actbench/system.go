@@ -113,9 +113,6 @@ func startSystem(ctx context.Context, o options, getenv func(string) string, pro
 	if err != nil {
 		return s, err
 	}
-	if o.workerConcurrency > 0 {
-		s.cfg.WorkerConcurrency = o.workerConcurrency
-	}
 	if o.temporalAddress == "" {
 		if err := s.startDevServer(ctx, getenv, devAddr); err != nil {
 			return s, err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -121,15 +122,16 @@ func benchCluster(ctx context.Context, e env, out io.Writer, dir string, shards 
 }
 
 // actbenchRun runs signalbox-actbench once, its output shown as it goes.
-func actbenchRun(ctx context.Context, e env, out io.Writer, bin, duration, server, phase string, workers int, extra []string) (benchRun, error) {
+func actbenchRun(ctx context.Context, e env, out io.Writer, bin, duration, server, phase string, workers int, extra []string,
+	environ ...string) (benchRun, error) {
 	args := append([]string{"-phases", phase, "-workers", strconv.Itoa(workers), "-duration", duration, "-json",
 		"-start-order", "baseline,signalbox,signalbox,baseline"}, extra...)
-	fmt.Fprintf(out, "-- %s: signalbox-actbench %s\n", server, strings.Join(args, " "))
+	fmt.Fprintf(out, "-- %s: %s\n", server, strings.Join(append(slices.Clone(environ), "signalbox-actbench", strings.Join(args, " ")), " "))
 	cmd := exec.CommandContext(ctx, bin, args...)
 	var buf bytes.Buffer
 	cmd.Stdout = io.MultiWriter(out, &buf)
 	cmd.Stderr = out
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+e.databaseURL, "SIGNALBOX_TEMPORAL_CLI="+e.cli)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+e.databaseURL, "SIGNALBOX_TEMPORAL_CLI="+e.cli), environ...)
 	if err := cmd.Run(); err != nil {
 		return benchRun{}, fmt.Errorf("signalbox-actbench %s on %s: %w", phase, server, err)
 	}

@@ -20,6 +20,7 @@ const scaleBurst = 2000
 type scaleVariant struct {
 	actions string
 	args    []string
+	environ []string
 }
 
 // slowActions makes each enrollment's step a webhook whose receiver takes
@@ -30,7 +31,8 @@ type scaleVariant struct {
 // faster. (With fast actions on 2 cores the Temporal server and its
 // PostgreSQL are what it waits for, and more workers only add their own
 // load.)
-var slowActions = scaleVariant{actions: "webhook 250ms, 4 at once", args: []string{"-action-latency", "250ms", "-worker-concurrency", "4"}}
+var slowActions = scaleVariant{actions: "webhook 250ms, 4 at once", args: []string{"-action-latency", "250ms"},
+	environ: []string{"WORKER_CONCURRENCY=4"}}
 
 // runScale is `BENCH_ONLY=scale`: the drain of a burst on clusters of 1
 // and of 4 history shards, each with 1 and with 3 workers, and on 4 shards
@@ -61,7 +63,7 @@ func runScale(ctx context.Context, e env, out io.Writer, actbench, duration stri
 		for _, v := range variants {
 			for _, workers := range []int{1, 3} {
 				run, err := actbenchRun(ctx, e, out, actbench, duration, fmt.Sprintf("cluster (%d shards)", shards), "drain",
-					workers, append(slices.Clone(args), v.args...))
+					workers, append(slices.Clone(args), v.args...), v.environ...)
 				if err != nil {
 					c.stop()
 					return err
